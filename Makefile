@@ -1,0 +1,99 @@
+# RevoVoice build. GNU make, pkg-config for every system library, -MMD dependency files.
+# Targets: all (default), run, test, asan, bench, fuzz, format, format-check, clean, deps.
+
+PKGS      := jansson libmicrohttpd libjwt libsodium sqlite3 yaml-0.1 libcsv
+CC        ?= cc
+CXX       ?= c++
+BUILD     ?= build
+WERROR    ?=
+SAN       ?=
+OPT       ?= -O2 -g
+CSTD      := -std=c17
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR)
+DEFS      := -D_GNU_SOURCE -DHAVE_INTTYPES_H -DHAVE_STDBOOL_H \
+             -DRV_VERSION=\"$(shell cat VERSION 2>/dev/null || echo 0.0.0)\" \
+             -DRV_GIT_COMMIT=\"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)\"
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS    += $(CSTD) $(OPT) $(WARN) $(DEFS) $(SAN) -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
+CXXFLAGS  += -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SAN) -Isrc -MMD -MP
+LDLIBS    += $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm
+LDFLAGS   += $(SAN)
+
+# Every .c under src/ except main.c forms the library the daemon, tests, benches and fuzzers link.
+LIB_C     := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+LIB_CC    := $(shell find src -name '*.cc' | sort)
+MIGRATIONS:= $(sort $(wildcard src/store/migrations/*.sql))
+GEN_C     := $(BUILD)/gen/rv_migrations.c
+LIB_OBJ   := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o) $(GEN_C:%.c=%.o)
+TEST_C    := $(shell find tests/unit -name '*.c' | sort)
+TEST_OBJ  := $(TEST_C:%.c=$(BUILD)/%.o)
+BIN       := $(BUILD)/revovoice
+TEST_BIN  := $(BUILD)/rv-unit-tests
+WEB_DIST  := web/dist/index.html
+
+.PHONY: all run test unit integration asan bench fuzz format format-check clean deps
+all: $(BIN) $(TEST_BIN)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(GEN_C): $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/librv.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/src/main.o $(BUILD)/librv.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(TEST_BIN): $(TEST_OBJ) $(BUILD)/librv.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# `make run`: install what is missing, build, start on the embedded defaults (data in ./data).
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BIN) serve --data-dir $(or $(DATA_DIR),data)
+
+# `make test`: install, build, run every test; ends with "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-tests.sh $(BUILD)
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own build tree.
+asan: deps
+	@$(MAKE) --no-print-directory all BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  scripts/run-tests.sh build-asan
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh $(BUILD)
+
+fuzz: deps
+	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),120)
+
+format:
+	clang-format -i $$(find src tests bench -name '*.[ch]' -o -name '*.cc' | grep -v /corpus/)
+
+format-check:
+	clang-format --dry-run --Werror $$(find src tests bench -name '*.[ch]' -o -name '*.cc' | grep -v /corpus/)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

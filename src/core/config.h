@@ -1,0 +1,59 @@
+/*
+ * Daemon configuration: built-in defaults, then a YAML file, then REVOVOICE_* environment
+ * variables, then command-line flags (each later source overrides the earlier). Every key is
+ * listed once in config.c's field table, which also drives the environment names and
+ * `revovoice config` output; docs/CONFIG.md documents them.
+ */
+#ifndef RV_CONFIG_H
+#define RV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rv_config {
+	char *data_dir;          /* data.dir: SQLite file, recordings, caches, secrets */
+	char *log_level;         /* log.level: debug|info|warn|error */
+	char *http_listen;       /* http.listen: HOST:PORT of the API and dashboard */
+	int http_threads;        /* http.threads: control-plane worker threads */
+	int64_t http_max_body;   /* http.max_body: cap on JSON request bodies, bytes */
+	int64_t http_max_upload; /* http.max_upload: cap on CSV uploads, bytes */
+	char *http_cors_origins; /* http.cors_origins: comma list, "*" or empty (off) */
+	int rate_limit_rps;      /* rate_limit.rps: sustained requests/s per key or address; 0 off */
+	int rate_limit_burst;    /* rate_limit.burst: bucket size */
+	char *store_driver;      /* store.driver: sqlite | postgres */
+	char *store_url;         /* store.url: SQLite path (default DATA/revovoice.db) or libpq URL */
+	int store_pool;          /* store.pool: connections in the pool */
+	char *auth_jwt_secret;   /* auth.jwt_secret: HS256 key; generated into DATA/secrets.json */
+	int auth_token_ttl;      /* auth.token_ttl: seconds a login token lives */
+	char *default_country;   /* leads.default_country: ISO 3166 region for phone numbers */
+	char *web_root;          /* web.root: directory of the built dashboard */
+	char *sip_listen;        /* sip.listen: HOST:PORT for SIP (telephony) */
+};
+
+/* Fill `cfg` with built-in defaults. Strings are heap copies owned by cfg. */
+void rv_config_defaults(struct rv_config *cfg);
+
+/*
+ * Read a YAML (or JSON) config file into cfg. Unknown keys and wrong types are errors: on
+ * failure returns -EINVAL (or -errno when the file can't be read), writes a sentence into
+ * err (errlen bytes) naming the file, line and key, and leaves cfg as it was for the keys
+ * already applied.
+ */
+int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Apply REVOVOICE_<SECTION>_<KEY> variables from environ. Same error contract. */
+int rv_config_apply_env(struct rv_config *cfg, char *err, size_t errlen);
+
+/* Set one key by its dotted name ("http.listen"), as a flag would. Same error contract. */
+int rv_config_set(struct rv_config *cfg, const char *key, const char *value, char *err,
+		  size_t errlen);
+
+/* Derive dependent values (store.url default) and create data_dir. 0 or -errno. */
+int rv_config_finish(struct rv_config *cfg, char *err, size_t errlen);
+
+/* Write the effective config as YAML to fd, secrets masked. */
+void rv_config_dump(const struct rv_config *cfg, int fd);
+
+void rv_config_free(struct rv_config *cfg);
+
+#endif
