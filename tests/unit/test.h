@@ -36,9 +36,16 @@ void rv_test_register(const char *name, const char *file, void (*fn)(void));
 #define ASSERT(cond) ASSERT_MSG(cond, "%s", "")
 #define ASSERT_EQ_INT(a, b)                                                                        \
 	ASSERT_MSG((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
+static inline int rv_test_streq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+static inline const char *rv_test_str(const char *s)
+{
+	return s ? s : "(null)";
+}
 #define ASSERT_EQ_STR(a, b)                                                                        \
-	ASSERT_MSG((a) && (b) && strcmp((a), (b)) == 0, "\"%s\" != \"%s\"", (a) ? (a) : "(null)",  \
-		   (b) ? (b) : "(null)")
+	ASSERT_MSG(rv_test_streq((a), (b)), "\"%s\" != \"%s\"", rv_test_str(a), rv_test_str(b))
 #define ASSERT_OK(expr)                                                                            \
 	do {                                                                                       \
 		int rv__e = (expr);                                                                \
