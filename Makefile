@@ -1,7 +1,8 @@
 # RevoVoice build. GNU make, pkg-config for every system library, -MMD dependency files.
 # Targets: all (default), run, test, asan, bench, fuzz, format, format-check, clean, deps.
 
-PKGS      := jansson libmicrohttpd libjwt libsodium sqlite3 yaml-0.1 libcsv
+PKGS      := jansson libmicrohttpd libjwt libsodium sqlite3 libpq yaml-0.1 \
+             libre speexdsp sndfile spandsp
 CC        ?= cc
 CXX       ?= c++
 BUILD     ?= build
@@ -13,11 +14,11 @@ WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(
 DEFS      := -D_GNU_SOURCE -DHAVE_INTTYPES_H -DHAVE_STDBOOL_H \
              -DRV_VERSION=\"$(shell cat VERSION 2>/dev/null || echo 0.0.0)\" \
              -DRV_GIT_COMMIT=\"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)\"
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS    += $(CSTD) $(OPT) $(WARN) $(DEFS) $(SAN) -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 CXXFLAGS  += -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SAN) -Isrc -MMD -MP
-LDLIBS    += $(PKG_LIBS) -lphonenumber -lstdc++ -lpthread -lm
+LDLIBS    += $(PKG_LIBS) -lcsv -lphonenumber -lstdc++ -lpthread -lm
 LDFLAGS   += $(SAN)
 
 # Every .c under src/ except main.c forms the library the daemon, tests, benches and fuzzers link.
@@ -26,6 +27,10 @@ LIB_CC    := $(shell find src -name '*.cc' | sort)
 MIGRATIONS:= $(sort $(wildcard src/store/migrations/*.sql))
 GEN_C     := $(BUILD)/gen/rv_migrations.c
 LIB_OBJ   := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o) $(GEN_C:%.c=%.o)
+# Files compiled into the binary as byte arrays (scripts/embed-file.sh): the OpenAPI document
+# and the page that renders it at /api/docs.
+EMBED_C   := $(BUILD)/gen/rv_openapi.c $(BUILD)/gen/rv_docs_html.c
+LIB_OBJ   += $(EMBED_C:%.c=%.o)
 TEST_C    := $(shell find tests/unit -name '*.c' | sort)
 TEST_OBJ  := $(TEST_C:%.c=$(BUILD)/%.o)
 BIN       := $(BUILD)/revovoice
@@ -49,6 +54,14 @@ $(BUILD)/%.o: %.cc
 $(GEN_C): $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/gen/rv_openapi.c: src/api/openapi.json scripts/embed-file.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-file.sh $@ rv_openapi_json $<
+
+$(BUILD)/gen/rv_docs_html.c: src/api/docs.html scripts/embed-file.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-file.sh $@ rv_docs_html $<
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -97,3 +110,4 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
+

@@ -39,7 +39,14 @@ struct rv_val {
 #define RV_VNULL ((struct rv_val){.type = RV_VAL_NULL})
 #define RV_VINT(x) ((struct rv_val){.type = RV_VAL_INT, .i = (x)})
 #define RV_VREAL(x) ((struct rv_val){.type = RV_VAL_REAL, .r = (x)})
-#define RV_VTEXT(x) ((struct rv_val){.type = (x) ? RV_VAL_TEXT : RV_VAL_NULL, .s = (x), .len = (x) ? strlen(x) : 0})
+/* A function rather than an open-coded test, so char arrays and a literal NULL compile without
+ * -Waddress / -Wnonnull warnings. A NULL string is SQL NULL. */
+static inline struct rv_val rv_val_text(const char *s)
+{
+	struct rv_val v = {.type = s ? RV_VAL_TEXT : RV_VAL_NULL, .s = s, .len = s ? strlen(s) : 0};
+	return v;
+}
+#define RV_VTEXT(x) rv_val_text(x)
 #define RV_VBLOB(p, n) ((struct rv_val){.type = RV_VAL_BLOB, .s = (const char *)(p), .len = (n)})
 
 /* A fully materialised result set. */
@@ -82,6 +89,7 @@ struct rv_store_backend {
 };
 
 extern const struct rv_store_backend rv_store_sqlite;
+extern const struct rv_store_backend rv_store_pg; /* url: a libpq conninfo string or URI */
 
 /*
  * Open a store: choose the backend by driver name, open `pool` connections, apply pending
