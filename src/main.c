@@ -16,6 +16,7 @@
 #include "core/app.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "sip/sip_cli.h"
 #include "store/store.h"
 
 static const char usage[] =
@@ -29,6 +30,8 @@ static const char usage[] =
 	"  import-leads --campaign ID FILE.csv\n"
 	"                               import leads from a CSV file into a campaign\n"
 	"  routes                       list the HTTP routes and the role each needs\n"
+	"  answer --sip HOST:PORT --play FILE.wav [--record-dir DIR]\n"
+	"                               answer SIP calls: play a WAV, record both sides\n"
 	"  config                       print the effective configuration\n"
 	"  version                      print the version\n"
 	"\n"
@@ -211,6 +214,9 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	argc -= 2;
 	argv += 2;
+	/* The SIP answerer parses its own flags (including --sip) and needs no store. */
+	if (strcmp(cmd, "answer") == 0)
+		return rv_sip_cli_answer(argc, argv);
 	if (take_global_opts(&argc, argv, &o) != 0)
 		return 2;
 
