@@ -93,11 +93,13 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  scripts/run-tests.sh build-asan
 
-bench: deps
+bench:
+	@scripts/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(BUILD)
 
-fuzz: deps
+fuzz:
+	@scripts/install-deps.sh --fuzz
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),120)
 
 format:

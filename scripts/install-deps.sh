@@ -13,7 +13,7 @@ test_pkgs=(python3 sqlite3 ca-certificates postgresql util-linux sip-tester sox)
 extra_pkgs=()
 for a in "$@"; do
 	case $a in
-	--bench) extra_pkgs+=(wrk) ;;
+	--bench) extra_pkgs+=(wrk libcurl4-openssl-dev) ;;
 	--fuzz) extra_pkgs+=(clang libclang-rt-14-dev) ;;
 	*) echo "install-deps: unknown option $a" >&2; exit 2 ;;
 	esac
