@@ -79,6 +79,7 @@ static int take_global_opts(int *argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* Fill cfg from every source; on failure prints why, frees cfg and returns an error. */
 static int load_config(struct rv_config *cfg, const struct opts *o)
 {
 	char err[1024] = "";
@@ -109,6 +110,7 @@ static int load_config(struct rv_config *cfg, const struct opts *o)
 	if (e) {
 		fprintf(stderr, "revovoice: config: %s\n", err);
 		rv_logf(RV_LOG_ERROR, "config", "%s", err);
+		rv_config_free(cfg);
 		return e;
 	}
 	rv_log_set_level(level);
