@@ -20,28 +20,29 @@
 #include "store/store.h"
 
 static const char usage[] =
-	"usage: revovoice COMMAND [OPTIONS]\n"
-	"\n"
-	"commands:\n"
-	"  serve                        run the daemon (API, dashboard)\n"
-	"  migrate                      apply database migrations and exit\n"
-	"  user add --email E --role R [--password P | --password-stdin] [--name N]\n"
-	"                               create a user (roles: viewer supervisor manager admin)\n"
-	"  import-leads --campaign ID FILE.csv\n"
-	"                               import leads from a CSV file into a campaign\n"
-	"  routes                       list the HTTP routes and the role each needs\n"
-	"  answer --sip HOST:PORT --play FILE.wav [--record-dir DIR]\n"
-	"                               answer SIP calls: play a WAV, record both sides\n"
-	"  config                       print the effective configuration\n"
-	"  version                      print the version\n"
-	"\n"
-	"options (every command):\n"
-	"  --config FILE      YAML config file (see docs/CONFIG.md)\n"
-	"  --data-dir DIR     data directory (database, recordings, caches, secrets)\n"
-	"  --http HOST:PORT   HTTP listen address (default 127.0.0.1:8080)\n"
-	"  --sip HOST:PORT    SIP listen address (default 0.0.0.0:5060)\n"
-	"  --log-level L      debug, info, warn or error\n"
-	"Environment variables REVOVOICE_<SECTION>_<KEY> override the file (e.g. REVOVOICE_HTTP_LISTEN).\n";
+    "usage: revovoice COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  serve                        run the daemon (API, dashboard)\n"
+    "  migrate                      apply database migrations and exit\n"
+    "  user add --email E --role R [--password P | --password-stdin] [--name N]\n"
+    "                               create a user (roles: viewer supervisor manager admin)\n"
+    "  import-leads --campaign ID FILE.csv\n"
+    "                               import leads from a CSV file into a campaign\n"
+    "  routes                       list the HTTP routes and the role each needs\n"
+    "  answer --sip HOST:PORT --play FILE.wav [--record-dir DIR]\n"
+    "                               answer SIP calls: play a WAV, record both sides\n"
+    "  config                       print the effective configuration\n"
+    "  version                      print the version\n"
+    "\n"
+    "options (every command):\n"
+    "  --config FILE      YAML config file (see docs/CONFIG.md)\n"
+    "  --data-dir DIR     data directory (database, recordings, caches, secrets)\n"
+    "  --http HOST:PORT   HTTP listen address (default 127.0.0.1:8080)\n"
+    "  --sip HOST:PORT    SIP listen address (default 0.0.0.0:5060)\n"
+    "  --log-level L      debug, info, warn or error\n"
+    "Environment variables REVOVOICE_<SECTION>_<KEY> override the file (e.g. "
+    "REVOVOICE_HTTP_LISTEN).\n";
 
 /* Global options may appear anywhere; they are removed from argv, which keeps the command's
  * own arguments in order. */
@@ -103,8 +104,9 @@ static int load_config(struct rv_config *cfg, const struct opts *o)
 		e = rv_config_finish(cfg, err, sizeof(err));
 	enum rv_log_level level;
 	if (!e && rv_log_level_parse(cfg->log_level, &level) != 0) {
-		snprintf(err, sizeof(err), "log.level must be debug, info, warn or error, not \"%s\"",
-			 cfg->log_level);
+		snprintf(err, sizeof(err),
+		         "log.level must be debug, info, warn or error, not \"%s\"",
+		         cfg->log_level);
 		e = -EINVAL;
 	}
 	if (e) {
@@ -148,23 +150,25 @@ static int cmd_serve(struct rv_app *app)
 	rv_api_register_all(http);
 	if (rv_http_start(http, app->cfg->http_listen) != 0) {
 		fprintf(stderr, "revovoice: cannot listen on %s (see the log)\n",
-			app->cfg->http_listen);
+		        app->cfg->http_listen);
 		goto out;
 	}
-	rv_logf(RV_LOG_INFO, "main", "revovoice %s serving http://127.0.0.1:%d (listen %s, data %s)",
-		RV_VERSION, rv_http_port(http), app->cfg->http_listen, app->cfg->data_dir);
+	rv_logf(RV_LOG_INFO, "main",
+	        "revovoice %s serving http://127.0.0.1:%d (listen %s, data %s)", RV_VERSION,
+	        rv_http_port(http), app->cfg->http_listen, app->cfg->data_dir);
 
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			rv_logf(RV_LOG_INFO, "main", "SIGHUP ignored: restart to apply config changes");
+			rv_logf(RV_LOG_INFO, "main",
+			        "SIGHUP ignored: restart to apply config changes");
 			continue;
 		}
 		break;
 	}
 	rv_logf(RV_LOG_INFO, "main", "%s received, finishing in-flight requests",
-		sig == SIGINT ? "SIGINT" : "SIGTERM");
+	        sig == SIGINT ? "SIGINT" : "SIGTERM");
 	rv_http_stop(http, 10000);
 	ret = 0;
 out:
@@ -185,7 +189,7 @@ static int cmd_routes(struct rv_app *app)
 	for (size_t i = 0; i < n; i++)
 		printf("%s %s %s\n", routes[i]->method, routes[i]->pattern,
 		       routes[i]->min_role == RV_ROLE_NONE ? "public"
-							   : rv_role_name(routes[i]->min_role));
+		                                           : rv_role_name(routes[i]->min_role));
 	rv_http_free(http);
 	return 0;
 }
@@ -227,8 +231,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	int known = !strcmp(cmd, "serve") || !strcmp(cmd, "migrate") || !strcmp(cmd, "user") ||
-		    !strcmp(cmd, "import-leads") || !strcmp(cmd, "routes") ||
-		    !strcmp(cmd, "config");
+	            !strcmp(cmd, "import-leads") || !strcmp(cmd, "routes") ||
+	            !strcmp(cmd, "config");
 	if (!known) {
 		fprintf(stderr, "revovoice: unknown command \"%s\"\n\n%s", cmd, usage);
 		return 2;
@@ -241,13 +245,15 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if ((strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0 ||
-	     strcmp(cmd, "routes") == 0) && argc > 0) {
+	     strcmp(cmd, "routes") == 0) &&
+	    argc > 0) {
 		fprintf(stderr, "revovoice %s: unexpected argument \"%s\"\n", cmd, argv[0]);
 		ret = 2;
 		goto out;
 	}
 	if (strcmp(cmd, "user") == 0 && (argc < 1 || strcmp(argv[0], "add") != 0)) {
-		fprintf(stderr, "revovoice: usage: revovoice user add --email E --role R --password P\n");
+		fprintf(stderr,
+		        "revovoice: usage: revovoice user add --email E --role R --password P\n");
 		ret = 2;
 		goto out;
 	}

@@ -17,15 +17,14 @@
 #include <time.h>
 
 /* About 300 bytes, shaped like a GET /api/calls/{id} summary. */
-static const char rv_bench_body[] =
-	"{\"id\":\"c_01HZX3K9Q7M2V8\",\"campaign_id\":\"cmp_42\","
-	"\"lead_id\":\"ld_90177\",\"direction\":\"outbound\","
-	"\"to\":\"+14155550123\",\"from\":\"+14155550100\","
-	"\"state\":\"answered\",\"disposition\":\"human\","
-	"\"started_at\":\"2024-05-01T14:03:11Z\",\"duration_ms\":48210,"
-	"\"emotion\":{\"label\":\"neutral\",\"score\":0.71},"
-	"\"latency_ms\":{\"stt\":182,\"llm\":412,\"tts\":96},"
-	"\"recording\":true}";
+static const char rv_bench_body[] = "{\"id\":\"c_01HZX3K9Q7M2V8\",\"campaign_id\":\"cmp_42\","
+                                    "\"lead_id\":\"ld_90177\",\"direction\":\"outbound\","
+                                    "\"to\":\"+14155550123\",\"from\":\"+14155550100\","
+                                    "\"state\":\"answered\",\"disposition\":\"human\","
+                                    "\"started_at\":\"2024-05-01T14:03:11Z\",\"duration_ms\":48210,"
+                                    "\"emotion\":{\"label\":\"neutral\",\"score\":0.71},"
+                                    "\"latency_ms\":{\"stt\":182,\"llm\":412,\"tts\":96},"
+                                    "\"recording\":true}";
 
 static inline uint64_t rv_bench_now_us(void)
 {
@@ -51,7 +50,7 @@ static inline void rv_bench_spin(unsigned usec)
 static atomic_int rv_bench_active;
 
 #define RV_PROBE_PERIOD_US 20000u
-#define RV_PROBE_MAX 8192
+#define RV_PROBE_MAX       8192
 
 struct rv_probe {
 	uint64_t next_us;
@@ -89,9 +88,8 @@ static inline void rv_probe_report(struct rv_probe *p, const char *name)
 		return;
 	}
 	qsort(p->late_us, p->n, sizeof(p->late_us[0]), rv_bench_cmp_u32);
-	printf("probe %s: ticks=%zu late_p50_us=%u late_p99_us=%u late_max_us=%u\n",
-	       name, p->n, p->late_us[p->n / 2], p->late_us[(p->n * 99) / 100],
-	       p->late_us[p->n - 1]);
+	printf("probe %s: ticks=%zu late_p50_us=%u late_p99_us=%u late_max_us=%u\n", name, p->n,
+	       p->late_us[p->n / 2], p->late_us[(p->n * 99) / 100], p->late_us[p->n - 1]);
 	fflush(stdout);
 }
 

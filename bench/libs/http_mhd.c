@@ -24,10 +24,9 @@ static unsigned handler_sleep_usec;
 static struct rv_probe probe;
 static struct tmr probe_tmr;
 
-static enum MHD_Result req_h(void *cls, struct MHD_Connection *conn,
-			     const char *url, const char *method,
-			     const char *version, const char *upload_data,
-			     size_t *upload_data_size, void **req_cls)
+static enum MHD_Result req_h(void *cls, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version, const char *upload_data,
+                             size_t *upload_data_size, void **req_cls)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -48,9 +47,8 @@ static enum MHD_Result req_h(void *cls, struct MHD_Connection *conn,
 	rv_bench_spin(handler_usec);
 	if (handler_sleep_usec)
 		usleep(handler_sleep_usec);
-	resp = MHD_create_response_from_buffer(sizeof(rv_bench_body) - 1,
-					       (void *)rv_bench_body,
-					       MHD_RESPMEM_PERSISTENT);
+	resp = MHD_create_response_from_buffer(sizeof(rv_bench_body) - 1, (void *)rv_bench_body,
+	                                       MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
@@ -92,12 +90,10 @@ int main(int argc, char **argv)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = 0;
 
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
-			     0, NULL, NULL, req_h, NULL,
-			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-			     MHD_OPTION_END);
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, req_h,
+	                     NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+	                     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_LIMIT,
+	                     (unsigned)1024, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "http_mhd: MHD_start_daemon failed\n");
 		return 1;

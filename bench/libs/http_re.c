@@ -32,8 +32,7 @@ static void req_h(struct http_conn *conn, const struct http_msg *msg, void *arg)
 	rv_bench_spin(handler_usec);
 	if (handler_sleep_usec)
 		usleep(handler_sleep_usec);
-	(void)http_creply(conn, 200, "OK", "application/json", "%s",
-			  rv_bench_body);
+	(void)http_creply(conn, 200, "OK", "application/json", "%s", rv_bench_body);
 }
 
 static void probe_h(void *arg)

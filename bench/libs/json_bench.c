@@ -30,8 +30,7 @@ struct rv_buf {
 	size_t len, cap;
 };
 
-static void buf_add(struct rv_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void buf_add(struct rv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void buf_add(struct rv_buf *b, const char *fmt, ...)
 {
@@ -61,26 +60,26 @@ static char *make_campaign(size_t *len)
 	struct rv_buf b = {malloc(256), 0, 256};
 
 	buf_add(&b, "{\"id\":\"cmp_42\",\"name\":\"Rappel de rendez-vous \\u2014 "
-		    "caf\xc3\xa9 Z\xc3\xbcrich\",\"status\":\"running\","
-		    "\"flow_id\":\"flow_7\",\"voice\":{\"provider\":\"espeak-ng\","
-		    "\"voice_id\":\"fr\",\"rate\":1.05},");
+	            "caf\xc3\xa9 Z\xc3\xbcrich\",\"status\":\"running\","
+	            "\"flow_id\":\"flow_7\",\"voice\":{\"provider\":\"espeak-ng\","
+	            "\"voice_id\":\"fr\",\"rate\":1.05},");
 	buf_add(&b, "\"calling_window\":{\"start\":\"09:00\",\"end\":\"18:30\","
-		    "\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"]},"
-		    "\"timezone\":\"Europe/Zurich\",\"pacing_per_min\":12,"
-		    "\"max_concurrent\":8,\"retry\":{\"max_attempts\":3,"
-		    "\"backoff_min\":90,\"on\":[\"no_answer\",\"busy\"]},");
+	            "\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\"]},"
+	            "\"timezone\":\"Europe/Zurich\",\"pacing_per_min\":12,"
+	            "\"max_concurrent\":8,\"retry\":{\"max_attempts\":3,"
+	            "\"backoff_min\":90,\"on\":[\"no_answer\",\"busy\"]},");
 	buf_add(&b, "\"caller_id\":\"+41445550100\",\"amd_policy\":\"hangup\","
-		    "\"recording_policy\":\"consent\",\"consent_required\":true,"
-		    "\"created_at\":\"2024-04-30T08:00:00Z\","
-		    "\"updated_at\":\"2024-05-01T14:03:11Z\","
-		    "\"owner_id\":\"usr_3\",\"tags\":[\"q2\",\"reminders\",\"fr\"],");
+	            "\"recording_policy\":\"consent\",\"consent_required\":true,"
+	            "\"created_at\":\"2024-04-30T08:00:00Z\","
+	            "\"updated_at\":\"2024-05-01T14:03:11Z\","
+	            "\"owner_id\":\"usr_3\",\"tags\":[\"q2\",\"reminders\",\"fr\"],");
 	buf_add(&b, "\"description\":\"Reminds patients of tomorrow's "
-		    "appointment and offers to reschedule.\","
-		    "\"budget_microcents\":9007199254740993,"
-		    "\"webhook_url\":\"https://crm.example.com/hooks/revovoice\","
-		    "\"locale\":\"fr-CH\",\"stt_engine\":\"pocketsphinx\","
-		    "\"tts_engine\":\"espeak-ng\",\"llm\":{\"model\":\"local\","
-		    "\"temperature\":0.3},\"dnc_check\":true,\"notes\":null}");
+	            "appointment and offers to reschedule.\","
+	            "\"budget_microcents\":9007199254740993,"
+	            "\"webhook_url\":\"https://crm.example.com/hooks/revovoice\","
+	            "\"locale\":\"fr-CH\",\"stt_engine\":\"pocketsphinx\","
+	            "\"tts_engine\":\"espeak-ng\",\"llm\":{\"model\":\"local\","
+	            "\"temperature\":0.3},\"dnc_check\":true,\"notes\":null}");
 	*len = b.len;
 	return b.p;
 }
@@ -92,19 +91,19 @@ static char *make_leads(size_t *len)
 
 	buf_add(&b, "{\"items\":[");
 	for (i = 0; i < RV_LEADS; i++) {
-		buf_add(&b, "%s{\"id\":\"ld_%05d\",\"phone\":\"+1415555%04d\","
-			    "\"name\":\"Lead %d M\xc3\xbcller\","
-			    "\"timezone\":\"America/Los_Angeles\","
-			    "\"status\":\"%s\",\"attempts\":%d,"
-			    "\"next_attempt_at\":\"2024-05-02T16:%02d:00Z\","
-			    "\"custom_fields\":{\"company\":\"Acme %d\","
-			    "\"plan\":\"gold\",\"score\":0.%02d},"
-			    "\"consent\":true,\"last_disposition\":null}",
-			i ? "," : "", i, i, i, (i % 3) ? "pending" : "callback",
-			i % 4, i % 60, i, i % 100);
+		buf_add(&b,
+		        "%s{\"id\":\"ld_%05d\",\"phone\":\"+1415555%04d\","
+		        "\"name\":\"Lead %d M\xc3\xbcller\","
+		        "\"timezone\":\"America/Los_Angeles\","
+		        "\"status\":\"%s\",\"attempts\":%d,"
+		        "\"next_attempt_at\":\"2024-05-02T16:%02d:00Z\","
+		        "\"custom_fields\":{\"company\":\"Acme %d\","
+		        "\"plan\":\"gold\",\"score\":0.%02d},"
+		        "\"consent\":true,\"last_disposition\":null}",
+		        i ? "," : "", i, i, i, (i % 3) ? "pending" : "callback", i % 4, i % 60, i,
+		        i % 100);
 	}
-	buf_add(&b, "],\"total\":%d,\"next_cursor\":\"ld_%05d\"}", RV_LEADS,
-		RV_LEADS);
+	buf_add(&b, "],\"total\":%d,\"next_cursor\":\"ld_%05d\"}", RV_LEADS, RV_LEADS);
 	*len = b.len;
 	return b.p;
 }
@@ -141,9 +140,8 @@ static void jansson_free_text(char *s)
 }
 
 static const struct rv_jlib libs[] = {
-	{"jansson", jansson_parse, jansson_dump, jansson_free_tree,
-	 jansson_free_text},
-	{"re", rvb_re_parse, rvb_re_dump, rvb_re_free, rvb_re_free_text},
+    {"jansson", jansson_parse, jansson_dump, jansson_free_tree, jansson_free_text},
+    {"re", rvb_re_parse, rvb_re_dump, rvb_re_free, rvb_re_free_text},
 };
 
 static long peak_rss_kib(void)
@@ -159,8 +157,7 @@ static long peak_rss_kib(void)
 static const char *round_trip(const char *in, size_t len, const char *out)
 {
 	json_t *a = json_loadb(in, len, 0, NULL), *b = json_loads(out, 0, NULL);
-	const char *res = !b ? "output not valid JSON"
-			: json_equal(a, b) ? "equal" : "DIFFERS";
+	const char *res = !b ? "output not valid JSON" : json_equal(a, b) ? "equal" : "DIFFERS";
 
 	json_decref(a);
 	json_decref(b);
@@ -197,8 +194,8 @@ static double median_us(const double *v)
 	return s[RV_ROUNDS / 2];
 }
 
-static int bench_doc(const struct rv_jlib *lib, const char *docname,
-		     const char *text, size_t len, unsigned n)
+static int bench_doc(const struct rv_jlib *lib, const char *docname, const char *text, size_t len,
+                     unsigned n)
 {
 	double parse_us[RV_ROUNDS], dump_us[RV_ROUNDS];
 	size_t used_before, used_after, outlen = 0;
@@ -219,8 +216,8 @@ static int bench_doc(const struct rv_jlib *lib, const char *docname,
 		printf("%s %s: serialise failed\n", lib->name, docname);
 		return -1;
 	}
-	printf("%s %s: input %zu bytes, output %zu bytes, round trip %s\n",
-	       lib->name, docname, len, strlen(out), round_trip(text, len, out));
+	printf("%s %s: input %zu bytes, output %zu bytes, round trip %s\n", lib->name, docname, len,
+	       strlen(out), round_trip(text, len, out));
 	lib->free_text(out);
 	lib->free_tree(tree);
 
@@ -253,8 +250,8 @@ static int bench_doc(const struct rv_jlib *lib, const char *docname,
 
 	printf("RESULT lib=%s doc=%s n=%ux%d parse_us=%.2f serialise_us=%.2f "
 	       "tree_heap_kib=%.1f\n",
-	       lib->name, docname, n, RV_ROUNDS, median_us(parse_us),
-	       median_us(dump_us), (double)(used_after - used_before) / 1024.0);
+	       lib->name, docname, n, RV_ROUNDS, median_us(parse_us), median_us(dump_us),
+	       (double)(used_after - used_before) / 1024.0);
 	return outlen ? 0 : -1;
 }
 
@@ -279,8 +276,8 @@ static int cmd_run(const char *libname, unsigned n)
 	rss0 = peak_rss_kib();
 	err |= bench_doc(lib, "campaign", campaign, clen, n * 20);
 	err |= bench_doc(lib, "leads500", leads, llen, n);
-	printf("RESULT lib=%s peak_rss_kib=%ld before_bench_kib=%ld\n",
-	       lib->name, peak_rss_kib(), rss0);
+	printf("RESULT lib=%s peak_rss_kib=%ld before_bench_kib=%ld\n", lib->name, peak_rss_kib(),
+	       rss0);
 	free(campaign);
 	free(leads);
 	return err ? 1 : 0;
@@ -290,22 +287,22 @@ static int cmd_run(const char *libname, unsigned n)
 static const struct {
 	const char *what, *text;
 } cases[] = {
-	{"duplicate key", "{\"a\":1,\"a\":2}"},
-	{"syntax error (double comma)", "{\"a\":1,,\"b\":2}"},
-	{"syntax error on line 3", "{\n\"a\": 1,\n\"b\": tru\n}"},
-	{"trailing garbage", "{\"a\":1} x"},
-	{"int64 max", "{\"a\":9223372036854775807}"},
-	{"int64 overflow", "{\"a\":9223372036854775808}"},
-	{"2^53+1", "{\"a\":9007199254740993}"},
-	{"huge exponent", "{\"a\":1e400}"},
-	{"leading zero", "{\"a\":01}"},
-	{"leading plus", "{\"a\":+1}"},
-	{"TRUE in capitals", "{\"a\":TRUE}"},
-	{"invalid UTF-8 byte", "{\"a\":\"\xff\"}"},
-	{"lone surrogate escape", "{\"a\":\"\\ud800\"}"},
-	{"escaped NUL", "{\"a\":\"x\\u0000y\"}"},
-	{"unterminated object", "{\"a\":1"},
-	{"bare word", "{\"a\":hello}"},
+    {"duplicate key", "{\"a\":1,\"a\":2}"},
+    {"syntax error (double comma)", "{\"a\":1,,\"b\":2}"},
+    {"syntax error on line 3", "{\n\"a\": 1,\n\"b\": tru\n}"},
+    {"trailing garbage", "{\"a\":1} x"},
+    {"int64 max", "{\"a\":9223372036854775807}"},
+    {"int64 overflow", "{\"a\":9223372036854775808}"},
+    {"2^53+1", "{\"a\":9007199254740993}"},
+    {"huge exponent", "{\"a\":1e400}"},
+    {"leading zero", "{\"a\":01}"},
+    {"leading plus", "{\"a\":+1}"},
+    {"TRUE in capitals", "{\"a\":TRUE}"},
+    {"invalid UTF-8 byte", "{\"a\":\"\xff\"}"},
+    {"lone surrogate escape", "{\"a\":\"\\ud800\"}"},
+    {"escaped NUL", "{\"a\":\"x\\u0000y\"}"},
+    {"unterminated object", "{\"a\":1"},
+    {"bare word", "{\"a\":hello}"},
 };
 
 static void show_jansson_value(json_t *root)
@@ -337,8 +334,7 @@ static int cmd_checks(void)
 		if (j)
 			show_jansson_value(j);
 		else
-			printf("rejected (line %d col %d: %s)", jerr.line,
-			       jerr.column, jerr.text);
+			printf("rejected (line %d col %d: %s)", jerr.line, jerr.column, jerr.text);
 		json_decref(j);
 
 		printf(" | re: ");

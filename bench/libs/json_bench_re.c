@@ -8,7 +8,7 @@
 
 /* maxdepth and hash buckets per container, as a server would pass them. */
 #define RVB_DEPTH 16
-#define RVB_HASH 32
+#define RVB_HASH  32
 
 int rvb_re_init(void)
 {
@@ -61,8 +61,7 @@ void rvb_re_check(const char *text)
 	}
 	e = odict_lookup(o, "a");
 	if (!e) {
-		re_printf("accepted, no key \"a\" (%zu entries)",
-			  odict_count(o, false));
+		re_printf("accepted, no key \"a\" (%zu entries)", odict_count(o, false));
 		goto out;
 	}
 	switch (e->type) {

@@ -16,6 +16,6 @@ struct rv_http_req;
  * (borrowed). Returns 0 or a store error.
  */
 int rv_audit(struct rv_db *db, const struct rv_http_req *req, const char *action,
-	     const char *resource, int64_t resource_id, json_t *details);
+             const char *resource, int64_t resource_id, json_t *details);
 
 #endif

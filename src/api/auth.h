@@ -44,7 +44,7 @@ int rv_auth_password_check(const char *password, const char **why);
  * Returns 0, or -EINVAL (bad arguments, no signing key) / -ENOMEM with a log line.
  */
 int rv_auth_token_issue(const struct rv_app *app, int64_t user_id, const char *email,
-			enum rv_role role, char **token, int64_t *expires_at);
+                        enum rv_role role, char **token, int64_t *expires_at);
 
 /*
  * Resolve the credentials of a request: an "Authorization: Bearer <jwt>" header value and/or
@@ -53,7 +53,7 @@ int rv_auth_token_issue(const struct rv_app *app, int64_t user_id, const char *e
  * missing, bad or expired credentials (with a reason in *why), or a store error.
  */
 int rv_auth_authenticate(struct rv_app *app, const char *authorization, const char *api_key,
-			 struct rv_principal *who, const char **why);
+                         struct rv_principal *who, const char **why);
 
 /*
  * Create a user from the command line or API: validates email and password, hashes, inserts.
@@ -63,14 +63,14 @@ int rv_auth_authenticate(struct rv_app *app, const char *authorization, const ch
  * and rv_auth_password_check(), hash with rv_auth_password_hash() and insert themselves.
  */
 int rv_auth_user_create(struct rv_app *app, const char *email, const char *password,
-			enum rv_role role, const char *name, int64_t *id, const char **why);
+                        enum rv_role role, const char *name, int64_t *id, const char **why);
 
 /*
  * Create an API key for a user with a role no higher than the user's. *key receives the
  * secret ("rvk_" + 40 url-safe characters, malloc'd) to show once; only its hash is stored.
  */
-int rv_auth_api_key_create(struct rv_app *app, int64_t user_id, const char *name,
-			   enum rv_role role, int64_t *id, char **key);
+int rv_auth_api_key_create(struct rv_app *app, int64_t user_id, const char *name, enum rv_role role,
+                           int64_t *id, char **key);
 
 /*
  * The same on a borrowed connection inside the caller's transaction (the caller writes the
@@ -78,8 +78,8 @@ int rv_auth_api_key_create(struct rv_app *app, int64_t user_id, const char *name
  * (malloc'd), or -EINVAL (bad role or name), -ENOENT (no such user), -EPERM (user
  * deactivated, or role above the user's), or a store error; *why (static) says which.
  */
-int rv_auth_api_key_insert(struct rv_db *db, int64_t user_id, const char *name,
-			   enum rv_role role, int64_t *id, char **key, const char **why);
+int rv_auth_api_key_insert(struct rv_db *db, int64_t user_id, const char *name, enum rv_role role,
+                           int64_t *id, char **key, const char **why);
 
 /*
  * Validate an e-mail address (one @, a dot in the domain, no spaces or control characters,

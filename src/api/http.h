@@ -20,12 +20,12 @@ struct MHD_Connection;
 #define RV_HTTP_MAX_PARAMS 4
 
 struct rv_http_req {
-	const char *method;  /* "GET", "POST", ... */
-	const char *path;    /* URL path without the query */
-	const char *route;   /* the pattern that matched, e.g. "/api/campaigns/{id}" */
+	const char *method; /* "GET", "POST", ... */
+	const char *path;   /* URL path without the query */
+	const char *route;  /* the pattern that matched, e.g. "/api/campaigns/{id}" */
 	const char *params[RV_HTTP_MAX_PARAMS]; /* values of the {name} segments, in order */
 	size_t nparams;
-	const char *body;    /* request body, NUL-terminated (NULL when empty) */
+	const char *body; /* request body, NUL-terminated (NULL when empty) */
 	size_t body_len;
 	char client_ip[64];
 	struct rv_principal who; /* filled for authenticated routes */
@@ -34,7 +34,7 @@ struct rv_http_req {
 
 struct rv_http_resp {
 	int status;
-	char *body;          /* malloc'd, owned by the response */
+	char *body; /* malloc'd, owned by the response */
 	size_t body_len;
 	char content_type[96];
 	char headers[8][2][128]; /* extra headers (name, value) */
@@ -48,10 +48,10 @@ const char *rv_http_header(const struct rv_http_req *req, const char *name);
 /* Replies. Each replaces any earlier body. */
 void rv_http_reply_json(struct rv_http_resp *resp, int status, json_t *body /* consumed */);
 void rv_http_reply_raw(struct rv_http_resp *resp, int status, const char *content_type,
-		       const void *body, size_t len /* copied */);
+                       const void *body, size_t len /* copied */);
 /* {"error":{"code","message","details"}}; details may be NULL (consumed). */
-void rv_http_reply_error(struct rv_http_resp *resp, int status, const char *code,
-			 json_t *details, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void rv_http_reply_error(struct rv_http_resp *resp, int status, const char *code, json_t *details,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 int rv_http_set_header(struct rv_http_resp *resp, const char *name, const char *value);
 
 /*
@@ -61,7 +61,7 @@ int rv_http_set_header(struct rv_http_resp *resp, const char *name, const char *
 int rv_http_json_body(const struct rv_http_req *req, struct rv_http_resp *resp, json_t **out);
 
 typedef void(rv_http_handler_h)(struct rv_app *app, struct rv_http_req *req,
-				struct rv_http_resp *resp);
+                                struct rv_http_resp *resp);
 
 enum rv_route_flags {
 	RV_ROUTE_UPLOAD = 1 << 0,       /* body cap is http.max_upload instead of http.max_body */

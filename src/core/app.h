@@ -18,7 +18,7 @@ struct rv_app {
 	struct rv_ratelimit *rl;   /* owned; NULL when rate limiting is off */
 	unsigned char jwt_key[64]; /* HS256 key bytes */
 	size_t jwt_key_len;
-	int64_t started_at;        /* unix seconds */
+	int64_t started_at; /* unix seconds */
 };
 
 /*

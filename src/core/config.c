@@ -23,6 +23,7 @@ struct field {
 	int secret;       /* masked in dumps */
 };
 
+/* clang-format off */
 #define S(k, m) {k, F_STR, offsetof(struct rv_config, m), 0, 0, 0}
 #define SECRET(k, m) {k, F_STR, offsetof(struct rv_config, m), 0, 0, 1}
 #define I(k, m, lo, hi) {k, F_INT, offsetof(struct rv_config, m), lo, hi, 0}
@@ -47,6 +48,7 @@ static const struct field fields[] = {
 	S("web.root", web_root),
 	S("sip.listen", sip_listen),
 };
+/* clang-format on */
 
 static void set_str(char **slot, const char *v)
 {
@@ -118,7 +120,7 @@ static int parse_size(const char *s, int64_t *out)
 }
 
 static int apply(struct rv_config *cfg, const struct field *f, const char *value, const char *src,
-		 char *err, size_t errlen)
+                 char *err, size_t errlen)
 {
 	void *slot = (char *)cfg + f->off;
 	int64_t v;
@@ -131,8 +133,9 @@ static int apply(struct rv_config *cfg, const struct field *f, const char *value
 	case F_INT:
 		e = rv_parse_int64(value, f->min, f->max, &v);
 		if (e) {
-			snprintf(err, errlen, "%s: %s must be a whole number from %lld to %lld, not \"%s\"",
-				 src, f->key, (long long)f->min, (long long)f->max, value);
+			snprintf(err, errlen,
+			         "%s: %s must be a whole number from %lld to %lld, not \"%s\"", src,
+			         f->key, (long long)f->min, (long long)f->max, value);
 			return -EINVAL;
 		}
 		*(int *)slot = (int)v;
@@ -141,8 +144,9 @@ static int apply(struct rv_config *cfg, const struct field *f, const char *value
 		e = parse_size(value, &v);
 		if (e || v < f->min || v > f->max) {
 			snprintf(err, errlen,
-				 "%s: %s must be a size from %lld to %lld bytes (k/m/g suffixes allowed), not \"%s\"",
-				 src, f->key, (long long)f->min, (long long)f->max, value);
+			         "%s: %s must be a size from %lld to %lld bytes (k/m/g suffixes "
+			         "allowed), not \"%s\"",
+			         src, f->key, (long long)f->min, (long long)f->max, value);
 			return -EINVAL;
 		}
 		*(int64_t *)slot = v;
@@ -152,7 +156,7 @@ static int apply(struct rv_config *cfg, const struct field *f, const char *value
 }
 
 int rv_config_set(struct rv_config *cfg, const char *key, const char *value, char *err,
-		  size_t errlen)
+                  size_t errlen)
 {
 	const struct field *f = find_field(key);
 	if (!f) {
@@ -208,8 +212,8 @@ int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size
 	while (!done) {
 		if (!yaml_parser_parse(&parser, &ev)) {
 			snprintf(err, errlen, "%s:%zu: YAML error: %s", path,
-				 parser.problem_mark.line + 1,
-				 parser.problem ? parser.problem : "unknown");
+			         parser.problem_mark.line + 1,
+			         parser.problem ? parser.problem : "unknown");
 			ret = -EINVAL;
 			break;
 		}
@@ -231,7 +235,7 @@ int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size
 				depth = 2;
 			} else {
 				snprintf(err, errlen, "%s:%zu: nesting too deep under \"%s\"", path,
-					 line, section);
+				         line, section);
 				ret = -EINVAL;
 			}
 			break;
@@ -244,8 +248,9 @@ int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size
 			if (depth == 0) {
 				/* An empty file or a bare scalar document. */
 				if (ev.data.scalar.length) {
-					snprintf(err, errlen, "%s:%zu: expected a mapping of sections",
-						 path, line);
+					snprintf(err, errlen,
+					         "%s:%zu: expected a mapping of sections", path,
+					         line);
 					ret = -EINVAL;
 				}
 			} else if (!have_key) {
@@ -258,8 +263,8 @@ int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size
 				have_key = 1;
 			} else if (depth == 1) {
 				snprintf(err, errlen,
-					 "%s:%zu: \"%s\" must be a section (a mapping of keys)", path,
-					 line, key);
+				         "%s:%zu: \"%s\" must be a section (a mapping of keys)",
+				         path, line, key);
 				ret = -EINVAL;
 			} else {
 				char full[160];
@@ -269,7 +274,7 @@ int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size
 				snprintf(src, sizeof(src), "%s:%zu", path, line);
 				if (!f) {
 					snprintf(err, errlen, "%s: unknown config key \"%s\"", src,
-						 full);
+					         full);
 					ret = -EINVAL;
 				} else {
 					ret = apply(cfg, f, val, src, err, errlen);
@@ -281,8 +286,9 @@ int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_ALIAS_EVENT:
 		default:
-			snprintf(err, errlen, "%s:%zu: lists and aliases are not config values (key \"%s\")",
-				 path, line, key);
+			snprintf(err, errlen,
+			         "%s:%zu: lists and aliases are not config values (key \"%s\")",
+			         path, line, key);
 			ret = -EINVAL;
 			break;
 		}
@@ -304,17 +310,19 @@ int rv_config_finish(struct rv_config *cfg, char *err, size_t errlen)
 	if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
 		int e = errno;
 		snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir,
-			 strerror(e));
+		         strerror(e));
 		return -e;
 	}
-	if (strcmp(cfg->store_driver, "sqlite") != 0 && strcmp(cfg->store_driver, "postgres") != 0) {
+	if (strcmp(cfg->store_driver, "sqlite") != 0 &&
+	    strcmp(cfg->store_driver, "postgres") != 0) {
 		snprintf(err, errlen, "store.driver must be sqlite or postgres, not \"%s\"",
-			 cfg->store_driver);
+		         cfg->store_driver);
 		return -EINVAL;
 	}
 	if (!cfg->store_url || !*cfg->store_url) {
 		if (strcmp(cfg->store_driver, "postgres") == 0) {
-			snprintf(err, errlen, "store.url (a libpq connection string) is required for postgres");
+			snprintf(err, errlen,
+			         "store.url (a libpq connection string) is required for postgres");
 			return -EINVAL;
 		}
 		char path[4096];
@@ -322,7 +330,8 @@ int rv_config_finish(struct rv_config *cfg, char *err, size_t errlen)
 		set_str(&cfg->store_url, path);
 	}
 	if (strchr(cfg->http_listen, ':') == NULL) {
-		snprintf(err, errlen, "http.listen must be HOST:PORT, not \"%s\"", cfg->http_listen);
+		snprintf(err, errlen, "http.listen must be HOST:PORT, not \"%s\"",
+		         cfg->http_listen);
 		return -EINVAL;
 	}
 	return 0;

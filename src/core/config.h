@@ -18,16 +18,16 @@ struct rv_config {
 	int64_t http_max_body;   /* http.max_body: cap on JSON request bodies, bytes */
 	int64_t http_max_upload; /* http.max_upload: cap on CSV uploads, bytes */
 	char *http_cors_origins; /* http.cors_origins: comma list, "*" or empty (off) */
-	int rate_limit_rps;      /* rate_limit.rps: sustained requests/s per key or address; 0 off */
-	int rate_limit_burst;    /* rate_limit.burst: bucket size */
-	char *store_driver;      /* store.driver: sqlite | postgres */
-	char *store_url;         /* store.url: SQLite path (default DATA/revovoice.db) or libpq URL */
-	int store_pool;          /* store.pool: connections in the pool */
-	char *auth_jwt_secret;   /* auth.jwt_secret: HS256 key; generated into DATA/secrets.json */
-	int auth_token_ttl;      /* auth.token_ttl: seconds a login token lives */
-	char *default_country;   /* leads.default_country: ISO 3166 region for phone numbers */
-	char *web_root;          /* web.root: directory of the built dashboard */
-	char *sip_listen;        /* sip.listen: HOST:PORT for SIP (telephony) */
+	int rate_limit_rps;    /* rate_limit.rps: sustained requests/s per key or address; 0 off */
+	int rate_limit_burst;  /* rate_limit.burst: bucket size */
+	char *store_driver;    /* store.driver: sqlite | postgres */
+	char *store_url;       /* store.url: SQLite path (default DATA/revovoice.db) or libpq URL */
+	int store_pool;        /* store.pool: connections in the pool */
+	char *auth_jwt_secret; /* auth.jwt_secret: HS256 key; generated into DATA/secrets.json */
+	int auth_token_ttl;    /* auth.token_ttl: seconds a login token lives */
+	char *default_country; /* leads.default_country: ISO 3166 region for phone numbers */
+	char *web_root;        /* web.root: directory of the built dashboard */
+	char *sip_listen;      /* sip.listen: HOST:PORT for SIP (telephony) */
 };
 
 /* Fill `cfg` with built-in defaults. Strings are heap copies owned by cfg. */
@@ -46,7 +46,7 @@ int rv_config_apply_env(struct rv_config *cfg, char *err, size_t errlen);
 
 /* Set one key by its dotted name ("http.listen"), as a flag would. Same error contract. */
 int rv_config_set(struct rv_config *cfg, const char *key, const char *value, char *err,
-		  size_t errlen);
+                  size_t errlen);
 
 /* Derive dependent values (store.url default) and create data_dir. 0 or -errno. */
 int rv_config_finish(struct rv_config *cfg, char *err, size_t errlen);

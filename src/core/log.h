@@ -22,7 +22,7 @@ void rv_log_set_fd(int fd);
  * rv_logf_kv(); the plain rv_logf() has none.
  */
 void rv_logf(enum rv_log_level level, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Like rv_logf() but with extra string fields: pairs of (const char *key, const char *value)

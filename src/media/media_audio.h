@@ -43,7 +43,7 @@ void rv_audio_set_frame_handler(struct rv_audio *a, rv_audio_frame_h *h, void *a
 
 /* Queue a PCM buffer (16 kHz; borrowed, the queue takes a reference). See rv_playq_push(). */
 int rv_audio_play(struct rv_audio *a, struct rv_pcm *pcm, rv_play_done_h *done_h, void *arg,
-		  uint32_t *idp);
+                  uint32_t *idp);
 
 /* Drop everything queued; silence from the next frame. See rv_playq_flush(). */
 void rv_audio_flush(struct rv_audio *a);

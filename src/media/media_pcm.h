@@ -13,9 +13,9 @@
 #include <stdint.h>
 
 /* The speech pipeline's format: 16 kHz mono, 20 ms frames. */
-#define RV_MEDIA_RATE 16000
+#define RV_MEDIA_RATE     16000
 #define RV_MEDIA_PTIME_MS 20
-#define RV_MEDIA_FRAME (RV_MEDIA_RATE / 1000 * RV_MEDIA_PTIME_MS) /* 320 samples */
+#define RV_MEDIA_FRAME    (RV_MEDIA_RATE / 1000 * RV_MEDIA_PTIME_MS) /* 320 samples */
 
 /* Longest prompt the loader accepts (30 minutes at 16 kHz); longer files are an error. */
 #define RV_MEDIA_PCM_MAX_SAMPLES ((size_t)RV_MEDIA_RATE * 60 * 30)

@@ -59,7 +59,7 @@ int rv_playq_alloc(struct rv_playq **out)
 }
 
 int rv_playq_push(struct rv_playq *q, struct rv_pcm *pcm, rv_play_done_h *done_h, void *arg,
-		  uint32_t *idp)
+                  uint32_t *idp)
 {
 	if (!q || !pcm || !pcm->n)
 		return -EINVAL;

@@ -25,7 +25,7 @@ enum rv_play_end {
  * `total` were read into frames. It may push new items; it must not block.
  */
 typedef void(rv_play_done_h)(uint32_t id, enum rv_play_end how, size_t played, size_t total,
-			     void *arg);
+                             void *arg);
 
 /* Cap on queued audio: ten minutes at 16 kHz. Pushing beyond it fails with -E2BIG. */
 #define RV_PLAYQ_MAX_SAMPLES ((size_t)16000 * 600)
@@ -40,7 +40,7 @@ int rv_playq_alloc(struct rv_playq **out);
  * never called.
  */
 int rv_playq_push(struct rv_playq *q, struct rv_pcm *pcm, rv_play_done_h *done_h, void *arg,
-		  uint32_t *idp);
+                  uint32_t *idp);
 
 /*
  * Fill `frame` with the next n samples: queued audio, items back to back, and zeros after the

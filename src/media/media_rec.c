@@ -12,7 +12,7 @@
 #include "obs/metrics.h"
 
 #define BLOCK_FRAMES 16000 /* sample pairs per block: one second at 16 kHz */
-#define MAX_BLOCKS 600     /* ten minutes waiting for the disk */
+#define MAX_BLOCKS   600   /* ten minutes waiting for the disk */
 
 struct block {
 	struct block *next;
@@ -40,15 +40,16 @@ static int live;
 static void count_error(void)
 {
 	rv_metrics_register("rv_media_recording_errors_total", RV_METRIC_COUNTER,
-			    "Recordings that could not be written", NULL, NULL, 0);
+	                    "Recordings that could not be written", NULL, NULL, 0);
 	rv_metrics_inc("rv_media_recording_errors_total", 1, NULL);
 }
 
 static void *writer_main(void *arg)
 {
 	struct rv_rec *rec = arg;
-	SF_INFO info = {.samplerate = (int)rec->rate, .channels = 2,
-			.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+	SF_INFO info = {.samplerate = (int)rec->rate,
+	                .channels = 2,
+	                .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
 	SNDFILE *sf = sf_open(rec->path, SFM_WRITE, &info);
 	if (!sf) {
 		rv_error("media", "cannot create recording %s: %s", rec->path, sf_strerror(NULL));
@@ -70,9 +71,10 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&rec->mu);
 		if (done)
 			break;
-		if (sf && !failed && sf_writef_short(sf, b->s, (sf_count_t)b->n) != (sf_count_t)b->n) {
+		if (sf && !failed &&
+		    sf_writef_short(sf, b->s, (sf_count_t)b->n) != (sf_count_t)b->n) {
 			rv_error("media", "writing recording %s failed: %s", rec->path,
-				 sf_strerror(sf));
+			         sf_strerror(sf));
 			count_error();
 			failed = 1;
 		}
@@ -84,7 +86,7 @@ static void *writer_main(void *arg)
 	}
 	if (rec->dropped)
 		rv_warn("media", "recording %s: %llu sample pairs dropped (disk too slow)",
-			rec->path, (unsigned long long)rec->dropped);
+		        rec->path, (unsigned long long)rec->dropped);
 	free(rec->path);
 	pthread_mutex_destroy(&rec->mu);
 	pthread_cond_destroy(&rec->cv);

@@ -17,8 +17,7 @@ static void resampler_destructor(void *arg)
 		speex_resampler_destroy(r->st);
 }
 
-int rv_resampler_alloc(uint32_t in_rate, uint32_t out_rate, int quality,
-		       struct rv_resampler **out)
+int rv_resampler_alloc(uint32_t in_rate, uint32_t out_rate, int quality, struct rv_resampler **out)
 {
 	int err = 0;
 	if (!in_rate || !out_rate || in_rate > 192000 || out_rate > 192000 || quality < 0 ||
@@ -39,7 +38,7 @@ int rv_resampler_alloc(uint32_t in_rate, uint32_t out_rate, int quality,
 }
 
 int rv_resampler_run(struct rv_resampler *r, const int16_t *in, size_t in_n, int16_t *out,
-		     size_t out_cap, size_t *out_n)
+                     size_t out_cap, size_t *out_n)
 {
 	if (!r || (!in && in_n) || !out)
 		return -EINVAL;

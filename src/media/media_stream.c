@@ -12,13 +12,13 @@
 #include "media/media_stream.h"
 #include "obs/metrics.h"
 
-#define TEL_RATE 8000
-#define TEL_FRAME (TEL_RATE / 1000 * RV_MEDIA_PTIME_MS) /* 160 samples */
+#define TEL_RATE       8000
+#define TEL_FRAME      (TEL_RATE / 1000 * RV_MEDIA_PTIME_MS) /* 160 samples */
 #define RX_MAX_PAYLOAD 1280 /* 160 ms of G.711: anything larger is not a sane packet */
-#define RX_FIFO (RX_MAX_PAYLOAD * 2)
-#define JBUF_MIN 1
-#define JBUF_MAX 16
-#define MAX_BURST 10 /* catch up at most 200 ms after a stall, then skip */
+#define RX_FIFO        (RX_MAX_PAYLOAD * 2)
+#define JBUF_MIN       1
+#define JBUF_MAX       16
+#define MAX_BURST      10 /* catch up at most 200 ms after a stall, then skip */
 
 struct rv_audio {
 	struct rv_playq *playq;
@@ -67,7 +67,7 @@ static const char *sa_str(const struct sa *sa, char *buf, size_t len)
 static void count(const char *what)
 {
 	rv_metrics_register("rv_media_rtp_dropped_total", RV_METRIC_COUNTER,
-			    "RTP packets dropped on receive, by reason", "reason", NULL, 0);
+	                    "RTP packets dropped on receive, by reason", "reason", NULL, 0);
 	rv_metrics_inc("rv_media_rtp_dropped_total", 1, what, NULL);
 }
 
@@ -107,8 +107,7 @@ static void on_telev(struct rv_media_stream *ms, struct mbuf *mb)
 		ms->dtmf_h((char)digit, ms->dtmf_arg);
 }
 
-static void on_rtp(const struct sa *src, const struct rtp_header *hdr, struct mbuf *mb,
-		       void *arg)
+static void on_rtp(const struct sa *src, const struct rtp_header *hdr, struct mbuf *mb, void *arg)
 {
 	struct rv_media_stream *ms = arg;
 	size_t len = mbuf_get_left(mb);
@@ -117,11 +116,10 @@ static void on_rtp(const struct sa *src, const struct rtp_header *hdr, struct mb
 		return;
 	if (!ms->latched) {
 		/* Symmetric RTP: answer where the peer really sends from (NAT). */
-		if (!sa_cmp(src, &ms->raddr, SA_ALL))
-{
+		if (!sa_cmp(src, &ms->raddr, SA_ALL)) {
 			char a[64], b[64];
 			rv_info("media", "RTP peer %s latched (SDP said %s)",
-				sa_str(src, a, sizeof(a)), sa_str(&ms->raddr, b, sizeof(b)));
+			        sa_str(src, a, sizeof(a)), sa_str(&ms->raddr, b, sizeof(b)));
 		}
 		ms->raddr = *src;
 		ms->latched = true;
@@ -188,19 +186,19 @@ static void send_frame(struct rv_media_stream *ms, const int16_t *pcm16k)
 		return;
 	mb->pos = RTP_HEADER_SIZE; /* rtp_send writes the header in front of the payload */
 	mb->end = RTP_HEADER_SIZE + TEL_FRAME;
-	rv_g711_encode(ms->send_law, pcm8k, mb->buf + RTP_HEADER_SIZE, n8 < TEL_FRAME ? n8 : TEL_FRAME);
+	rv_g711_encode(ms->send_law, pcm8k, mb->buf + RTP_HEADER_SIZE,
+	               n8 < TEL_FRAME ? n8 : TEL_FRAME);
 	if (n8 < TEL_FRAME)
 		memset(mb->buf + RTP_HEADER_SIZE + n8,
 		       ms->send_law == RV_G711_ULAW ? RV_G711_ULAW_SILENCE : RV_G711_ALAW_SILENCE,
 		       TEL_FRAME - n8);
-	int err = rtp_send(ms->rtp, &ms->raddr, false, ms->tx_first, (uint8_t)ms->send_pt,
-			   ms->tx_ts, mb);
+	int err =
+	    rtp_send(ms->rtp, &ms->raddr, false, ms->tx_first, (uint8_t)ms->send_pt, ms->tx_ts, mb);
 	if (err) {
-		if (ms->st.tx_packets == 0 || err != ECONNREFUSED)
-{
+		if (ms->st.tx_packets == 0 || err != ECONNREFUSED) {
 			char a[64];
 			rv_debug("media", "rtp_send to %s failed: %s",
-				 sa_str(&ms->raddr, a, sizeof(a)), strerror(err));
+			         sa_str(&ms->raddr, a, sizeof(a)), strerror(err));
 		}
 	} else {
 		ms->st.tx_packets++;
@@ -234,9 +232,11 @@ static void one_frame(struct rv_media_stream *ms, uint64_t index)
 	/* The caller's frame goes out first, so a barge-in flush made by its handler already
 	 * silences this very frame's playback. */
 	if (ms->audio.frame_h) {
-		struct rv_audio_frame f = {.samples = caller, .n = RV_MEDIA_FRAME,
-					   .ts_ms = index * RV_MEDIA_PTIME_MS,
-					   .rtp_ts = ms->last_rx_ts, .received = received};
+		struct rv_audio_frame f = {.samples = caller,
+		                           .n = RV_MEDIA_FRAME,
+		                           .ts_ms = index * RV_MEDIA_PTIME_MS,
+		                           .rtp_ts = ms->last_rx_ts,
+		                           .received = received};
 		ms->audio.frame_h(&f, ms->audio.frame_arg);
 	}
 	rv_playq_read(ms->audio.playq, agent, RV_MEDIA_FRAME);
@@ -254,7 +254,7 @@ static void tick_h(void *arg)
 		ms->st.frames_skipped += ms->pace.skipped - skipped;
 		ms->tx_ts += (uint32_t)((ms->pace.skipped - skipped) * TEL_FRAME);
 		rv_warn("media", "media loop stalled: %llu frames skipped",
-			(unsigned long long)(ms->pace.skipped - skipped));
+		        (unsigned long long)(ms->pace.skipped - skipped));
 	}
 	uint64_t first = ms->pace.next - due;
 	/* mem_ref: a handler may hang the call up, which can release the stream. */
@@ -267,7 +267,7 @@ static void tick_h(void *arg)
 }
 
 int rv_media_stream_alloc(const struct sa *ip, uint16_t port_min, uint16_t port_max,
-			  struct rv_media_stream **out)
+                          struct rv_media_stream **out)
 {
 	int err;
 	struct rv_media_stream *ms = mem_zalloc(sizeof(*ms), stream_destructor);
@@ -286,12 +286,12 @@ int rv_media_stream_alloc(const struct sa *ip, uint16_t port_min, uint16_t port_
 	if (!err)
 		err = -telev_alloc(&ms->telev, TELEV_PTIME);
 	if (!err)
-		err = -rtp_listen(&ms->rtp, IPPROTO_UDP, ip, port_min, port_max, true, on_rtp,
-				  NULL, ms);
+		err = -rtp_listen(&ms->rtp, IPPROTO_UDP, ip, port_min, port_max, true, on_rtp, NULL,
+		                  ms);
 	if (err) {
 		char a[64];
 		rv_error("media", "cannot open an RTP socket on %s ports %u-%u: %s",
-			 sa_str(ip, a, sizeof(a)), port_min, port_max, strerror(-err));
+		         sa_str(ip, a, sizeof(a)), port_min, port_max, strerror(-err));
 		mem_deref(ms);
 		return err;
 	}
@@ -305,7 +305,7 @@ uint16_t rv_media_stream_port(const struct rv_media_stream *ms)
 }
 
 int rv_media_stream_start(struct rv_media_stream *ms, const struct sa *raddr, int send_pt,
-			  int telev_pt, rv_media_dtmf_h *dtmf_h, void *arg)
+                          int telev_pt, rv_media_dtmf_h *dtmf_h, void *arg)
 {
 	if (ms->started)
 		return -EALREADY;
@@ -351,7 +351,7 @@ void rv_audio_set_frame_handler(struct rv_audio *a, rv_audio_frame_h *h, void *a
 }
 
 int rv_audio_play(struct rv_audio *a, struct rv_pcm *pcm, rv_play_done_h *done_h, void *arg,
-		  uint32_t *idp)
+                  uint32_t *idp)
 {
 	if (pcm && pcm->rate != RV_MEDIA_RATE)
 		return -EINVAL;

@@ -35,7 +35,7 @@ typedef void(rv_media_dtmf_h)(char digit, void *arg);
  * negative errno.
  */
 int rv_media_stream_alloc(const struct sa *ip, uint16_t port_min, uint16_t port_max,
-			  struct rv_media_stream **out);
+                          struct rv_media_stream **out);
 
 /* Local RTP port (for the SDP). */
 uint16_t rv_media_stream_port(const struct rv_media_stream *ms);
@@ -46,7 +46,7 @@ uint16_t rv_media_stream_port(const struct rv_media_stream *ms);
  * peer latches the send address (symmetric RTP). Returns 0, -EINVAL (bad pt), -EALREADY.
  */
 int rv_media_stream_start(struct rv_media_stream *ms, const struct sa *raddr, int send_pt,
-			  int telev_pt, rv_media_dtmf_h *dtmf_h, void *arg);
+                          int telev_pt, rv_media_dtmf_h *dtmf_h, void *arg);
 
 /* Stop the clock and close the recording; the socket stays open until mem_deref. */
 void rv_media_stream_stop(struct rv_media_stream *ms);

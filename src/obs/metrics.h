@@ -17,15 +17,15 @@ enum rv_metric_type { RV_METRIC_COUNTER, RV_METRIC_GAUGE, RV_METRIC_HISTOGRAM };
  * again with the same type is a no-op. Returns 0 or -EINVAL (bad name, type clash).
  */
 int rv_metrics_register(const char *name, enum rv_metric_type type, const char *help,
-			const char *labels, const double *buckets, size_t nbuckets);
+                        const char *labels, const double *buckets, size_t nbuckets);
 
 /*
  * Update the child identified by label values, given in the family's label order as a
  * NULL-terminated list of strings (values are escaped on output). Unknown family names are
  * ignored (and counted in rv_metrics_errors_total).
  */
-void rv_metrics_inc(const char *name, double by, ...);     /* counter / gauge += by */
-void rv_metrics_set(const char *name, double value, ...);  /* gauge = value */
+void rv_metrics_inc(const char *name, double by, ...);        /* counter / gauge += by */
+void rv_metrics_set(const char *name, double value, ...);     /* gauge = value */
 void rv_metrics_observe(const char *name, double value, ...); /* histogram sample */
 
 /* Render every family. *out is malloc'd (caller frees). Returns 0 or -ENOMEM. */

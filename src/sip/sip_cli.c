@@ -45,12 +45,12 @@ struct cli_call {
 };
 
 static const char usage[] =
-	"usage: revovoice answer --sip HOST:PORT --play FILE.wav [--record-dir DIR] [--calls N]\n"
-	"                        [--ring-ms MS] [--rtp-ports LO-HI] [--keep-open]\n"
-	"                        [--max-seconds S]\n"
-	"Answers inbound calls, plays FILE.wav, records both sides (caller left, agent right)\n"
-	"to DIR/<call-id>.wav and hangs up when the prompt has played (with --keep-open: waits\n"
-	"for the caller to hang up). Exits after N calls (default 1; 0 = until SIGTERM).\n";
+    "usage: revovoice answer --sip HOST:PORT --play FILE.wav [--record-dir DIR] [--calls N]\n"
+    "                        [--ring-ms MS] [--rtp-ports LO-HI] [--keep-open]\n"
+    "                        [--max-seconds S]\n"
+    "Answers inbound calls, plays FILE.wav, records both sides (caller left, agent right)\n"
+    "to DIR/<call-id>.wav and hangs up when the prompt has played (with --keep-open: waits\n"
+    "for the caller to hang up). Exits after N calls (default 1; 0 = until SIGTERM).\n";
 
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void out(const char *fmt, ...)
@@ -76,8 +76,7 @@ static void hangup_tmr_h(void *arg)
 	rv_call_hangup(cc->call);
 }
 
-static void prompt_done_h(uint32_t id, enum rv_play_end how, size_t played, size_t total,
-			  void *arg)
+static void prompt_done_h(uint32_t id, enum rv_play_end how, size_t played, size_t total, void *arg)
 {
 	struct cli_call *cc = arg;
 	out("prompt-done call_id=%s id=%u how=%s played_ms=%zu total_ms=%zu\n",
@@ -93,7 +92,7 @@ static void safe_name(const char *in, char *buf, size_t len)
 	for (size_t i = 0; in[i] && j + 1 < len; i++) {
 		char c = in[i];
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			 (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+		         (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 		buf[j++] = ok ? c : '_';
 	}
 	buf[j] = '\0';
@@ -161,10 +160,10 @@ static void call_event_h(struct rv_call *call, const struct rv_call_event *ev, v
 		    "tx_packets=%llu frames=%llu frames_received=%llu rx_bad_source=%llu "
 		    "rx_malformed=%llu\n",
 		    rv_call_id(call), causes[ev->cause], rv_call_digits(call),
-		    cc && cc->rec_path[0] ? cc->rec_path : "-",
-		    (unsigned long long)st.rx_packets, (unsigned long long)st.tx_packets,
-		    (unsigned long long)st.frames, (unsigned long long)st.frames_received,
-		    (unsigned long long)st.rx_bad_source, (unsigned long long)st.rx_malformed);
+		    cc && cc->rec_path[0] ? cc->rec_path : "-", (unsigned long long)st.rx_packets,
+		    (unsigned long long)st.tx_packets, (unsigned long long)st.frames,
+		    (unsigned long long)st.frames_received, (unsigned long long)st.rx_bad_source,
+		    (unsigned long long)st.rx_malformed);
 		rv_call_set_user(call, NULL);
 		mem_deref(cc);
 		pthread_mutex_lock(&cli->mu);
@@ -218,8 +217,8 @@ int rv_sip_cli_answer(int argc, char **argv)
 	sigset_t set;
 	int ret = 1;
 
-	cli.cfg.listen = getenv("REVOVOICE_SIP_LISTEN") ? getenv("REVOVOICE_SIP_LISTEN")
-							: "127.0.0.1:5060";
+	cli.cfg.listen =
+	    getenv("REVOVOICE_SIP_LISTEN") ? getenv("REVOVOICE_SIP_LISTEN") : "127.0.0.1:5060";
 	cli.cfg.ring_ms = 500;
 	cli.cfg.rtp_port_min = 20000;
 	cli.cfg.rtp_port_max = 29999;
@@ -228,7 +227,7 @@ int rv_sip_cli_answer(int argc, char **argv)
 		const char *o = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = strcmp(o, "--keep-open") != 0 && strcmp(o, "-h") != 0 &&
-			    strcmp(o, "--help") != 0;
+		            strcmp(o, "--help") != 0;
 		if (takes && !val) {
 			fprintf(stderr, "revovoice answer: %s needs a value\n%s", o, usage);
 			return 2;
@@ -246,7 +245,7 @@ int rv_sip_cli_answer(int argc, char **argv)
 		} else if (!strcmp(o, "--max-seconds") && !rv_parse_int64(val, 0, 86400, &v)) {
 			cli.max_seconds = v;
 		} else if (!strcmp(o, "--rtp-ports") &&
-			   !parse_range(val, &cli.cfg.rtp_port_min, &cli.cfg.rtp_port_max)) {
+		           !parse_range(val, &cli.cfg.rtp_port_min, &cli.cfg.rtp_port_max)) {
 		} else if (!strcmp(o, "--keep-open")) {
 			cli.keep_open = true;
 		} else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
@@ -254,7 +253,7 @@ int rv_sip_cli_answer(int argc, char **argv)
 			return 0;
 		} else {
 			fprintf(stderr, "revovoice answer: bad option or value: %s %s\n%s", o,
-				takes ? val : "", usage);
+			        takes ? val : "", usage);
 			return 2;
 		}
 		if (takes)
@@ -281,7 +280,7 @@ int rv_sip_cli_answer(int argc, char **argv)
 	int err = rv_media_loop_start(loop_init, &cli, &loop);
 	if (err) {
 		fprintf(stderr, "revovoice answer: cannot listen on %s: %s\n", cli.cfg.listen,
-			strerror(-err));
+		        strerror(-err));
 		mem_deref(cli.prompt);
 		goto out;
 	}

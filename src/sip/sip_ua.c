@@ -10,7 +10,7 @@
 #include "obs/metrics.h"
 #include "sip/sip_ua.h"
 
-#define ALLOW_HDR "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS\r\n"
+#define ALLOW_HDR      "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS\r\n"
 #define TELEV_PT_LOCAL "101"
 
 struct rv_sip_ua {
@@ -79,7 +79,7 @@ static void end_call(struct rv_call *call, enum rv_hangup_cause cause)
 		rv_media_stream_stop(call->ms);
 	static const char *const names[] = {"remote_bye", "local", "cancelled", "error"};
 	rv_logkv(RV_LOG_INFO, "sip", "call ended", "call_id", call->callid ? call->callid : "",
-		 "cause", names[cause], NULL);
+	         "cause", names[cause], NULL);
 	mem_ref(call);
 	struct rv_call_event ev = {.type = RV_CALL_EV_HANGUP, .cause = cause};
 	emit(call, &ev);
@@ -98,8 +98,8 @@ static void close_h(int err, const struct sip_msg *msg, void *arg)
 	else
 		cause = RV_HANGUP_ERROR;
 	if (cause == RV_HANGUP_ERROR)
-		rv_logkv(RV_LOG_WARN, "sip", "call failed", "call_id", call->callid,
-			 "error", strerror(err), NULL);
+		rv_logkv(RV_LOG_WARN, "sip", "call failed", "call_id", call->callid, "error",
+		         strerror(err), NULL);
 	/* The session is finished; releasing it now must not send anything. */
 	call->sess = mem_deref(call->sess);
 	end_call(call, cause);
@@ -153,16 +153,16 @@ static void ring_tmr_h(void *arg)
 	mem_deref(desc);
 	if (!err)
 		err = -rv_media_stream_start(call->ms, &call->raddr, call->pt, call->telev_pt,
-					     dtmf_h, call);
+		                             dtmf_h, call);
 	if (err) {
 		rv_logkv(RV_LOG_ERROR, "sip", "cannot answer", "call_id", call->callid, "error",
-			 strerror(err), NULL);
+		         strerror(err), NULL);
 		end_call(call, RV_HANGUP_ERROR);
 		return;
 	}
 	call->state = CALL_ANSWERED;
-	rv_logkv(RV_LOG_INFO, "sip", "call answered", "call_id", call->callid, "codec",
-		 call->codec, NULL);
+	rv_logkv(RV_LOG_INFO, "sip", "call answered", "call_id", call->callid, "codec", call->codec,
+	         NULL);
 	struct rv_call_event ev = {.type = RV_CALL_EV_ANSWERED};
 	emit(call, &ev);
 }
@@ -173,7 +173,7 @@ static void ring_tmr_h(void *arg)
  * its order) and marks the common ones `sup`.
  */
 static int sdp_for_offer(const struct sa *laddr, uint16_t port, bool pcmu, bool pcma, bool te,
-			 struct mbuf *offer, struct sdp_session **out, struct sdp_media **mout)
+                         struct mbuf *offer, struct sdp_session **out, struct sdp_media **mout)
 {
 	struct sdp_session *sdp = NULL;
 	struct sdp_media *m = NULL;
@@ -183,13 +183,13 @@ static int sdp_for_offer(const struct sa *laddr, uint16_t port, bool pcmu, bool 
 		err = sdp_media_add(&m, sdp, sdp_media_audio, port, sdp_proto_rtpavp);
 	if (!err && pcmu)
 		err = sdp_format_add(NULL, m, false, "0", "PCMU", 8000, 1, NULL, NULL, NULL, false,
-				     NULL);
+		                     NULL);
 	if (!err && pcma)
 		err = sdp_format_add(NULL, m, false, "8", "PCMA", 8000, 1, NULL, NULL, NULL, false,
-				     NULL);
+		                     NULL);
 	if (!err && te)
 		err = sdp_format_add(NULL, m, false, TELEV_PT_LOCAL, telev_rtpfmt, 8000, 1, NULL,
-				     NULL, NULL, false, "0-15");
+		                     NULL, NULL, false, "0-15");
 	if (!err)
 		err = sdp_media_set_lattr(m, true, sdp_attr_ptime, "20");
 	if (!err)
@@ -281,8 +281,7 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 
 	sa_cpy(&laddr, &msg->dst);
 	sa_set_port(&laddr, 0);
-	err = rv_media_stream_alloc(&laddr, ua->cfg.rtp_port_min, ua->cfg.rtp_port_max,
-				    &call->ms);
+	err = rv_media_stream_alloc(&laddr, ua->cfg.rtp_port_min, ua->cfg.rtp_port_max, &call->ms);
 	if (err) {
 		err = -err;
 		goto fail500;
@@ -290,7 +289,7 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 	err = negotiate(call, &laddr, msg->mb);
 	if (err) {
 		rv_logkv(RV_LOG_WARN, "sip", "no usable media in the offer", "call_id",
-			 call->callid, "error", strerror(err), NULL);
+		         call->callid, "error", strerror(err), NULL);
 		count("rv_sip_calls_rejected_total", "Inbound calls refused", "codec");
 		(void)sip_treply(NULL, ua->sip, msg, 488, "Not Acceptable Here");
 		mem_deref(call);
@@ -309,11 +308,11 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 	}
 
 	err = sipsess_accept(&call->sess, ua->sock, msg, 180, "Ringing", "revovoice",
-			     "application/sdp", NULL, NULL, NULL, false, offer_h, answer_h,
-			     estab_h, NULL, NULL, close_h, call, ALLOW_HDR);
+	                     "application/sdp", NULL, NULL, NULL, false, offer_h, answer_h, estab_h,
+	                     NULL, NULL, close_h, call, ALLOW_HDR);
 	if (err) {
 		rv_logkv(RV_LOG_ERROR, "sip", "cannot accept the call", "call_id", call->callid,
-			 "error", strerror(err), NULL);
+		         "error", strerror(err), NULL);
 		(void)sip_treply(NULL, ua->sip, msg, 500, "Server Internal Error");
 		end_call(call, RV_HANGUP_ERROR);
 		return;
@@ -336,7 +335,7 @@ static bool options_h(const struct sip_msg *msg, void *arg)
 	if (pl_strcmp(&msg->met, "OPTIONS"))
 		return false;
 	(void)sip_treplyf(NULL, NULL, ua->sip, msg, false, 200, "OK",
-			  ALLOW_HDR "Accept: application/sdp\r\nContent-Length: 0\r\n\r\n");
+	                  ALLOW_HDR "Accept: application/sdp\r\nContent-Length: 0\r\n\r\n");
 	return true;
 }
 
@@ -354,7 +353,7 @@ static void ua_destructor(void *arg)
 }
 
 int rv_sip_ua_alloc(const struct rv_sip_ua_cfg *cfg, rv_call_event_h *evh, void *arg,
-		    struct rv_sip_ua **out)
+                    struct rv_sip_ua **out)
 {
 	struct sa laddr;
 	int err;
@@ -434,7 +433,7 @@ void rv_call_hangup(struct rv_call *call)
 struct rv_audio *rv_call_audio(struct rv_call *call)
 {
 	return call && call->ms && call->state != CALL_CLOSED ? rv_media_stream_audio(call->ms)
-							      : NULL;
+	                                                      : NULL;
 }
 
 const char *rv_call_id(const struct rv_call *call)

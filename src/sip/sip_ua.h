@@ -54,7 +54,7 @@ typedef void(rv_call_event_h)(struct rv_call *call, const struct rv_call_event *
  * reason logged (component "sip").
  */
 int rv_sip_ua_alloc(const struct rv_sip_ua_cfg *cfg, rv_call_event_h *evh, void *arg,
-		    struct rv_sip_ua **out);
+                    struct rv_sip_ua **out);
 
 /* The UDP/TCP port actually bound (useful with port 0). */
 uint16_t rv_sip_ua_port(const struct rv_sip_ua *ua);

@@ -36,8 +36,8 @@ struct rv_val {
 	size_t len;    /* length of s */
 };
 
-#define RV_VNULL ((struct rv_val){.type = RV_VAL_NULL})
-#define RV_VINT(x) ((struct rv_val){.type = RV_VAL_INT, .i = (x)})
+#define RV_VNULL    ((struct rv_val){.type = RV_VAL_NULL})
+#define RV_VINT(x)  ((struct rv_val){.type = RV_VAL_INT, .i = (x)})
 #define RV_VREAL(x) ((struct rv_val){.type = RV_VAL_REAL, .r = (x)})
 /* A function rather than an open-coded test, so char arrays and a literal NULL compile without
  * -Waddress / -Wnonnull warnings. A NULL string is SQL NULL. */
@@ -46,7 +46,7 @@ static inline struct rv_val rv_val_text(const char *s)
 	struct rv_val v = {.type = s ? RV_VAL_TEXT : RV_VAL_NULL, .s = s, .len = s ? strlen(s) : 0};
 	return v;
 }
-#define RV_VTEXT(x) rv_val_text(x)
+#define RV_VTEXT(x)    rv_val_text(x)
 #define RV_VBLOB(p, n) ((struct rv_val){.type = RV_VAL_BLOB, .s = (const char *)(p), .len = (n)})
 
 /* A fully materialised result set. */
@@ -79,7 +79,7 @@ struct rv_store_backend {
 	 * of rows inserted/updated/deleted. Returns 0 or a negative error (RV_STORE_E* or -errno).
 	 */
 	int (*exec)(struct rv_db *db, const char *sql, const struct rv_val *params, size_t n,
-		    struct rv_rows **rows, int64_t *changes);
+	            struct rv_rows **rows, int64_t *changes);
 	/* Run a script of several statements without parameters (migrations). */
 	int (*exec_script)(struct rv_db *db, const char *sql, char *err, size_t errlen);
 	/* Expand @ID@ / @BLOB@ in migration text. Returns a malloc'd string. */
@@ -97,7 +97,7 @@ extern const struct rv_store_backend rv_store_pg; /* url: a libpq conninfo strin
  * each. On failure returns a negative error, writes a sentence into err and opens nothing.
  */
 int rv_store_open(const char *driver, const char *url, int pool, struct rv_store **out, char *err,
-		  size_t errlen);
+                  size_t errlen);
 void rv_store_close(struct rv_store *st);
 
 /* Borrow a connection from the pool (waits up to 5 s: -ETIMEDOUT), and give it back. */
@@ -106,15 +106,15 @@ void rv_store_release(struct rv_store *st, struct rv_db *db);
 
 /* Statements on a borrowed connection. */
 int rv_db_exec(struct rv_db *db, const char *sql, const struct rv_val *params, size_t n,
-	       struct rv_rows **rows, int64_t *changes);
-int rv_db_begin(struct rv_db *db);    /* BEGIN (SQLite: BEGIN IMMEDIATE) */
+               struct rv_rows **rows, int64_t *changes);
+int rv_db_begin(struct rv_db *db); /* BEGIN (SQLite: BEGIN IMMEDIATE) */
 int rv_db_commit(struct rv_db *db);
 int rv_db_rollback(struct rv_db *db); /* safe to call after a failed statement */
 const char *rv_db_errmsg(struct rv_db *db);
 
 /* One statement on a pooled connection, acquired and released around it. */
 int rv_store_exec(struct rv_store *st, const char *sql, const struct rv_val *params, size_t n,
-		  struct rv_rows **rows, int64_t *changes);
+                  struct rv_rows **rows, int64_t *changes);
 
 /* Cheap liveness check for /readyz: 0 when a connection answers `SELECT 1`. */
 int rv_store_ping(struct rv_store *st);

@@ -25,7 +25,7 @@ void rv_test_register(const char *name, const char *file, void (*fn)(void));
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
 			fprintf(stderr, "  %s:%d: assertion failed: %s: ", __FILE__, __LINE__,     \
-				#cond);                                                            \
+			        #cond);                                                            \
 			fprintf(stderr, __VA_ARGS__);                                              \
 			fputc('\n', stderr);                                                       \
 			rv_test_failed = 1;                                                        \

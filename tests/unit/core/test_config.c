@@ -35,7 +35,7 @@ RV_TEST(config_yaml_file)
 	char err[256] = "";
 	rv_config_defaults(&c);
 	char *p = write_tmp("# comment\nhttp:\n  listen: 0.0.0.0:9090\n  max_body: 64k\n"
-			    "  threads: 8\nleads:\n  default_country: GB\n");
+	                    "  threads: 8\nleads:\n  default_country: GB\n");
 	ASSERT(p);
 	int e = rv_config_load_file(&c, p, err, sizeof(err));
 	unlink(p);
@@ -52,14 +52,14 @@ RV_TEST(config_yaml_errors_name_line_and_key)
 	static const struct {
 		const char *text, *want;
 	} cases[] = {
-		{"http:\n  listne: x\n", "unknown config key \"http.listne\""},
-		{"http:\n  threads: many\n", "http.threads must be a whole number"},
-		{"http:\n  threads: 100000\n", "from 1 to 256"},
-		{"http: 5\n", "must be a section"},
-		{"http:\n  listen: [a, b]\n", "lists and aliases"},
-		{"http:\n  deep:\n    x: 1\n", "nesting too deep"},
-		{"http:\n  listen: \"unterminated\n", "YAML error"},
-		{"http:\n  max_body: 12q\n", "http.max_body must be a size"},
+	    {"http:\n  listne: x\n", "unknown config key \"http.listne\""},
+	    {"http:\n  threads: many\n", "http.threads must be a whole number"},
+	    {"http:\n  threads: 100000\n", "from 1 to 256"},
+	    {"http: 5\n", "must be a section"},
+	    {"http:\n  listen: [a, b]\n", "lists and aliases"},
+	    {"http:\n  deep:\n    x: 1\n", "nesting too deep"},
+	    {"http:\n  listen: \"unterminated\n", "YAML error"},
+	    {"http:\n  max_body: 12q\n", "http.max_body must be a size"},
 	};
 	for (size_t i = 0; i < RV_ARRAY_LEN(cases); i++) {
 		struct rv_config c;
@@ -72,9 +72,9 @@ RV_TEST(config_yaml_errors_name_line_and_key)
 		rv_config_free(&c);
 		ASSERT_MSG(e == -EINVAL, "case %zu: returned %d", i, e);
 		ASSERT_MSG(strstr(err, cases[i].want), "case %zu: \"%s\" lacks \"%s\"", i, err,
-			   cases[i].want);
+		           cases[i].want);
 		ASSERT_MSG(strstr(err, ":2") || strstr(err, ":1") || strstr(err, ":3"),
-			   "case %zu: no line number in \"%s\"", i, err);
+		           "case %zu: no line number in \"%s\"", i, err);
 	}
 }
 

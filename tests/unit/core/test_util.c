@@ -22,15 +22,15 @@ RV_TEST(util_parse_int64)
 RV_TEST(util_utf8_valid)
 {
 	ASSERT(rv_utf8_valid("hello", 5));
-	ASSERT(rv_utf8_valid("h\xc3\xa9llo", 6));            /* é */
-	ASSERT(rv_utf8_valid("\xe2\x82\xac", 3));            /* € */
-	ASSERT(rv_utf8_valid("\xf0\x9f\x93\x9e", 4));        /* 📞 */
-	ASSERT(!rv_utf8_valid("\xe9t\xe9", 3));              /* Latin-1 */
-	ASSERT(!rv_utf8_valid("\xc3", 1));                   /* truncated */
-	ASSERT(!rv_utf8_valid("\xe2\x82", 2));               /* truncated */
-	ASSERT(!rv_utf8_valid("\xc0\xaf", 2));               /* overlong '/' */
-	ASSERT(!rv_utf8_valid("\xed\xa0\x80", 3));           /* surrogate */
-	ASSERT(!rv_utf8_valid("\xf4\x90\x80\x80", 4));       /* > U+10FFFF */
+	ASSERT(rv_utf8_valid("h\xc3\xa9llo", 6));      /* é */
+	ASSERT(rv_utf8_valid("\xe2\x82\xac", 3));      /* € */
+	ASSERT(rv_utf8_valid("\xf0\x9f\x93\x9e", 4));  /* 📞 */
+	ASSERT(!rv_utf8_valid("\xe9t\xe9", 3));        /* Latin-1 */
+	ASSERT(!rv_utf8_valid("\xc3", 1));             /* truncated */
+	ASSERT(!rv_utf8_valid("\xe2\x82", 2));         /* truncated */
+	ASSERT(!rv_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+	ASSERT(!rv_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	ASSERT(!rv_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	ASSERT(rv_utf8_valid("", 0));
 }
 

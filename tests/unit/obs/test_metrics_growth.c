@@ -9,8 +9,8 @@
 RV_TEST(metrics_many_children_survive_table_growth)
 {
 	rv_metrics_reset();
-	ASSERT_OK(rv_metrics_register("rv_test_growth_total", RV_METRIC_COUNTER, "growth", "k",
-				      NULL, 0));
+	ASSERT_OK(
+	    rv_metrics_register("rv_test_growth_total", RV_METRIC_COUNTER, "growth", "k", NULL, 0));
 	char v[32];
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < 300; i++) {
