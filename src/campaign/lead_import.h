@@ -17,10 +17,10 @@ struct rv_http_req;
  * already in the campaign or repeated in the file are counted as skipped duplicates.
  * All inserts and one audit row run in one transaction.
  *
- * Returns 0 and *report = {"imported", "skipped_duplicates", "errors": [{"row","column","message"}]}
- * (caller owns it); the report also carries "campaign_id", "rows" (non-empty data rows),
- * "dnc" (imported leads whose number is on the DNC list: stored with status 'dnc'), "failed"
- * (rows refused), "error_count" (all errors; "errors" lists the first 1000) and
+ * Returns 0 and *report = {"imported", "skipped_duplicates", "errors":
+ * [{"row","column","message"}]} (caller owns it); the report also carries "campaign_id", "rows"
+ * (non-empty data rows), "dnc" (imported leads whose number is on the DNC list: stored with status
+ * 'dnc'), "failed" (rows refused), "error_count" (all errors; "errors" lists the first 1000) and
  * "errors_truncated". rows = imported + skipped_duplicates + failed. "row" is the line of the
  * file where the record starts, the header being line 1 (see campaign/lead_csv.h); "column" is
  * the header name as written, or null for a wrong number of fields.
@@ -30,7 +30,7 @@ struct rv_http_req;
  * for the CLI).
  */
 int rv_lead_import_csv(struct rv_app *app, const struct rv_http_req *req, int64_t campaign_id,
-		       const char *data, size_t len, json_t **report, char *err, size_t errlen);
+                       const char *data, size_t len, json_t **report, char *err, size_t errlen);
 
 /*
  * `revovoice import-leads --campaign ID FILE.csv`: argv holds the arguments after the command
