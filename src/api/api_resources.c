@@ -250,6 +250,8 @@ static int users_in_tx(struct rv_res_op *op)
 {
 	static const char sql[] =
 	    "SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = 1 AND id <> $1";
+	static const char lock_sql[] =
+	    "UPDATE users SET id = id WHERE role = 'admin' AND active = 1";
 	struct rv_val p[1] = {RV_VINT(op->id)};
 	struct rv_rows *rows = NULL;
 	const json_t *role, *active;
@@ -267,6 +269,15 @@ static int users_in_tx(struct rv_res_op *op)
 	         (active && json_is_false(active));
 	if (!losing)
 		return 0;
+	/*
+	 * The engine locked only this user's row. Two admins demoted at once on PostgreSQL (READ
+	 * COMMITTED) would each count the other and both commit, leaving none: lock every active
+	 * admin first, so the second request waits and then counts what the first committed. On
+	 * SQLite the write lock already serialises the requests and this changes nothing.
+	 */
+	err = rv_db_exec(op->db, lock_sql, NULL, 0, NULL, NULL);
+	if (err)
+		return rv_res_store_fail(op->resp, err, "users", NULL);
 	err = rv_db_exec(op->db, sql, p, 1, &rows, NULL);
 	if (err)
 		return rv_res_store_fail(op->resp, err, "users", NULL);
@@ -484,13 +495,31 @@ static const struct rv_res_filter lead_filters[] = {
 static int leads_in_tx(struct rv_res_op *op)
 {
 	static const char sql[] = "SELECT default_country FROM campaigns WHERE id = $1";
+	static const char dnc_sql[] = "SELECT id FROM dnc WHERE phone = $1";
 	struct rv_rows *rows = NULL;
 	char region[8];
 	int64_t cid;
 	int err;
 
-	if (op->action == RV_RES_DELETE || !json_object_get(op->vals, "phone"))
+	if (op->action == RV_RES_DELETE)
 		return 0;
+	if (!json_object_get(op->vals, "phone")) {
+		/* Taking a lead off "dnc" while its number is still on the list would dial it. */
+		const char *st = json_string_value(json_object_get(op->vals, "status"));
+		if (!st || strcmp(st, "dnc") == 0)
+			return 0;
+		struct rv_val cp[1] = {RV_VTEXT(str_of(rv_res_value(op, "phone"), ""))};
+		err = rv_db_exec(op->db, dnc_sql, cp, 1, &rows, NULL);
+		if (err)
+			return rv_res_store_fail(op->resp, err, "leads", NULL);
+		int listed = rows->nrows > 0;
+		rv_rows_free(rows);
+		if (listed)
+			return rv_res_fail(op, 409, "conflict",
+			                   json_pack("{s:s,s:s}", "field", "status", "reason", "dnc"),
+			                   "the lead's number is on the do-not-call list");
+		return 0;
+	}
 	cid = json_integer_value(rv_res_value(op, "campaign_id"));
 	struct rv_val p[1] = {RV_VINT(cid)};
 	err = rv_db_exec(op->db, sql, p, 1, &rows, NULL);
@@ -507,7 +536,25 @@ static int leads_in_tx(struct rv_res_op *op)
 	rv_strlcpy(region, v->type == RV_VAL_TEXT && v->s[0] ? v->s : default_region(op->app),
 	           sizeof(region));
 	rv_rows_free(rows);
-	return normalise_phone(op, "phone", region);
+	rows = NULL;
+	if (normalise_phone(op, "phone", region) != 0)
+		return -EINVAL;
+
+	/*
+	 * A number on the do-not-call list is never dialable, whichever way the lead arrives: the
+	 * CSV import marks such leads "dnc", so a lead created or re-numbered here is marked too.
+	 */
+	struct rv_val ph[1] = {RV_VTEXT(json_string_value(json_object_get(op->vals, "phone")))};
+	err = rv_db_exec(op->db, dnc_sql, ph, 1, &rows, NULL);
+	if (err)
+		return rv_res_store_fail(op->resp, err, "leads", NULL);
+	int on_dnc = rows->nrows > 0;
+	rv_rows_free(rows);
+	if (on_dnc) {
+		json_object_set_new(op->vals, "status", json_string("dnc"));
+		json_object_set_new(op->details, "dnc", json_true());
+	}
+	return 0;
 }
 
 static const struct rv_res leads_res = {

@@ -229,6 +229,28 @@ out:
 	return err;
 }
 
+/*
+ * Lock row id for the rest of the transaction before it is read for a change. On SQLite the
+ * transaction already holds the database write lock and this is a no-op write; on PostgreSQL
+ * (READ COMMITTED) it takes the row lock, so two PATCHes of one row queue up and the second
+ * reads the first's result instead of overwriting it from a stale copy (lost update), and
+ * checks made on the stored row (status moves, flow versions) see what is really there.
+ * Returns 0, -ENOENT when there is no such row, or a store error.
+ */
+static int lock_row(struct rv_db *db, const struct rv_res *res, int64_t id)
+{
+	char sql[256];
+	struct rv_val p[1] = {RV_VINT(id)};
+	int64_t changes = 0;
+	int err;
+
+	snprintf(sql, sizeof(sql), "UPDATE %s SET id = id WHERE id = $1", res->table);
+	err = rv_db_exec(db, sql, p, 1, NULL, &changes);
+	if (!err && changes == 0)
+		err = -ENOENT;
+	return err;
+}
+
 const json_t *rv_res_value(const struct rv_res_op *op, const char *column)
 {
 	const json_t *v = op->vals ? json_object_get(op->vals, column) : NULL;
@@ -835,7 +857,9 @@ void rv_res_patch(struct rv_app *app, struct rv_http_req *req, struct rv_http_re
 		goto out;
 	if (tx_begin(&op) != 0)
 		goto out;
-	err = rv_res_load(op.db, res, op.id, &op.cur);
+	err = lock_row(op.db, res, op.id);
+	if (!err)
+		err = rv_res_load(op.db, res, op.id, &op.cur);
 	if (err) {
 		if (err == -ENOENT)
 			reply_not_found(resp, res);
@@ -890,7 +914,9 @@ void rv_res_delete(struct rv_app *app, struct rv_http_req *req, struct rv_http_r
 	op.details = json_object();
 	if (tx_begin(&op) != 0)
 		goto out;
-	err = rv_res_load(op.db, res, op.id, &op.cur);
+	err = lock_row(op.db, res, op.id);
+	if (!err)
+		err = rv_res_load(op.db, res, op.id, &op.cur);
 	if (err) {
 		if (err == -ENOENT)
 			reply_not_found(resp, res);

@@ -586,3 +586,128 @@ def test_res_audit_filters_and_restart():
         # The new login may add rows of its own; every earlier row is still there, unchanged.
         top = old_audit[0]["id"]
         eq([a for a in audit(d) if a["id"] <= top], old_audit, "audit log survives a restart")
+
+
+def test_res_lead_on_dnc_list_is_never_dialable():
+    """A lead whose number is on the DNC list gets status "dnc" through the API exactly as through
+    the CSV import, and can't be taken off "dnc" while the number stays listed."""
+    with Daemon() as d:
+        _, c = req(d, "POST", "/api/campaigns", {"name": "dnc-leads"}, status=201)
+        req(d, "POST", "/api/dnc", {"phone": "+1 415 555 0100"}, status=201)
+        # Another format of the same number, and an explicit dialable status: still "dnc".
+        _, a = req(d, "POST", "/api/leads",
+                   {"campaign_id": c["id"], "phone": "(415) 555-0100", "status": "new"}, status=201)
+        eq((a["phone"], a["status"]), ("+14155550100", "dnc"), "API lead on the DNC list")
+        eq(db_rows(d, "SELECT status FROM leads WHERE id = ?", a["id"]), [("dnc",)], "stored")
+        a_audit = audit_has(d, "leads", "create", a["id"])
+        eq(a_audit["details"].get("dnc"), True, "audit says why the status was set")
+        # Taking it off "dnc" is refused and changes nothing.
+        det = err(d, "PATCH", "/api/leads/%d" % a["id"], {"status": "queued"}, 409, "conflict",
+                  field="status")
+        eq(det["reason"], "dnc", "reason")
+        eq(db_rows(d, "SELECT status FROM leads WHERE id = ?", a["id"]), [("dnc",)], "unchanged")
+        # Re-numbering a lead onto the list marks it; off the list it can be dialled again.
+        _, b = req(d, "POST", "/api/leads", {"campaign_id": c["id"], "phone": "4155550101"},
+                   status=201)
+        eq(b["status"], "new", "a number not on the list")
+        _, b2 = req(d, "PATCH", "/api/leads/%d" % b["id"], {"phone": "+14155550100"}, status=409)
+        _, b2 = req(d, "PATCH", "/api/leads/%d" % b["id"], {"first_name": "B"}, status=200)
+        eq(b2["status"], "new", "other changes leave the status alone")
+        _, c2 = req(d, "POST", "/api/campaigns", {"name": "dnc-leads-2"}, status=201)
+        _, e = req(d, "POST", "/api/leads", {"campaign_id": c2["id"], "phone": "4155550102"},
+                   status=201)
+        _, e2 = req(d, "PATCH", "/api/leads/%d" % e["id"], {"phone": "415 555 0100"}, status=200)
+        eq(e2["status"], "dnc", "re-numbered onto the DNC list")
+        # The CSV import agrees with the API for the same number.
+        _, c3 = req(d, "POST", "/api/campaigns", {"name": "dnc-leads-3"}, status=201)
+        st, rep, _ = d.request("POST", "/api/campaigns/%d/leads/import" % c3["id"],
+                               raw="phone\n415-555-0100\n", content_type="text/csv",
+                               token=d.admin())
+        eq(st, 200, "import: %r" % rep)
+        eq(db_rows(d, "SELECT status FROM leads WHERE campaign_id = ?", c3["id"]), [("dnc",)],
+           "imported lead on the DNC list")
+
+
+def test_res_concurrent_patches_lose_no_update():
+    """Parallel PATCHes of one flow each bump its version once: none reads a stale row."""
+    import threading
+    with Daemon(env={"REVOVOICE_STORE_POOL": "4"}) as d:
+        tok = d.admin()
+        _, f = req(d, "POST", "/api/flows", {"name": "race", "definition": {}}, status=201)
+        out = []
+
+        def patch(i):
+            st, _, _ = d.request("PATCH", "/api/flows/%d" % f["id"], {"definition": {"i": i}},
+                                 token=tok, timeout=30)
+            out.append(st)
+        th = [threading.Thread(target=patch, args=(i,)) for i in range(24)]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        eq(out.count(200), 24, "every PATCH succeeded: %r" % out)
+        _, g = req(d, "GET", "/api/flows/%d" % f["id"], status=200)
+        eq(g["version"], 25, "one version per PATCH")
+        eq(len([a for a in audit(d, resource="flows") if a["action"] == "update"]), 24,
+           "one audit row per PATCH")
+
+
+def test_res_pool_of_one_survives_every_kind_of_request():
+    """With one pooled connection, concurrent requests of every kind (reads, writes, failing
+    writes at each stage, auth) must all be answered: a handler that kept its connection or
+    asked for a second one would hang the daemon."""
+    import threading
+    with Daemon(env={"REVOVOICE_STORE_POOL": "1", "REVOVOICE_RATE_LIMIT_RPS": "100000",
+                     "REVOVOICE_RATE_LIMIT_BURST": "100000"}) as d:
+        tok = d.admin()
+        _, c = req(d, "POST", "/api/campaigns", {"name": "pool"}, status=201)
+        _, f = req(d, "POST", "/api/flows", {"name": "pool", "definition": {}}, status=201)
+        _, ld = req(d, "POST", "/api/leads", {"campaign_id": c["id"], "phone": "4155550199"},
+                    status=201)
+        _, w = req(d, "POST", "/api/webhooks", {"url": "https://example.com/h"}, status=201)
+        call = db_exec(d, "INSERT INTO calls (campaign_id, direction, created_at) "
+                          "VALUES (?, 'outbound', '2026-01-01T00:00:00Z')", c["id"])
+        cid, fid = c["id"], f["id"]
+        kinds = [
+            ("GET", "/api/campaigns", None, 200), ("GET", "/api/campaigns/%d" % cid, None, 200),
+            ("GET", "/api/campaigns/999999", None, 404), ("GET", "/api/leads?status=new", None, 200),
+            ("GET", "/api/calls/%d/turns" % call, None, 200), ("GET", "/api/calls/999999/turns", None, 404),
+            ("GET", "/api/analytics", None, 200), ("GET", "/api/audit?limit=5", None, 200),
+            ("GET", "/api/users", None, 200), ("GET", "/api/auth/me", None, 200),
+            ("GET", "/api/webhooks/%d" % w["id"], None, 200), ("GET", "/api/dnc?phone=4155550100", None, 200),
+            ("PATCH", "/api/flows/%d" % fid, {"description": "x"}, 200),
+            ("PATCH", "/api/campaigns/%d" % cid, {"status": "completed"}, 409),   # hook refuses
+            ("PATCH", "/api/campaigns/%d" % cid, {"flow_id": 999999}, 422),       # hook refuses
+            ("PATCH", "/api/campaigns/999999", {"description": "x"}, 404),
+            ("PATCH", "/api/campaigns/%d" % cid, {"name": "pool-flow"}, 409),     # unique
+            ("POST", "/api/leads", {"campaign_id": cid, "phone": "4155550199"}, 409),
+            ("POST", "/api/leads", {"campaign_id": 999999, "phone": "4155550198"}, 422),
+            ("POST", "/api/leads", {"campaign_id": cid, "phone": "12"}, 400),
+            ("PATCH", "/api/users/1", {"role": "viewer"}, 409),                    # last admin
+            ("DELETE", "/api/dnc/999999", None, 404),
+            ("POST", "/api/campaigns/%d/leads/import" % cid, "phone\nnot-a-number\n", 200),
+        ]
+        req(d, "POST", "/api/campaigns", {"name": "pool-flow"}, status=201)
+        bad = []
+
+        def worker(n):
+            for i in range(6):
+                m, path, body, want = kinds[(n + i) % len(kinds)]
+                if isinstance(body, str):
+                    st, out, _ = d.request(m, path, raw=body, content_type="text/csv",
+                                           token=tok, timeout=30)
+                else:
+                    st, out, _ = d.request(m, path, body, token=tok, timeout=30)
+                if st != want:
+                    bad.append((m, path, st, out))
+        th = [threading.Thread(target=worker, args=(n,)) for n in range(len(kinds))]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        eq(bad, [], "every request got its usual answer")
+        # The one connection came back every time: a plain read still answers at once.
+        st, _, _ = d.request("GET", "/api/leads/%d" % ld["id"], token=tok, timeout=3)
+        eq(st, 200, "the daemon still answers")
+        check("released inside a transaction" not in d.read_log(),
+              "no handler returned its connection with a transaction open")
