@@ -515,9 +515,10 @@ static int leads_in_tx(struct rv_res_op *op)
 		int listed = rows->nrows > 0;
 		rv_rows_free(rows);
 		if (listed)
-			return rv_res_fail(op, 409, "conflict",
-			                   json_pack("{s:s,s:s}", "field", "status", "reason", "dnc"),
-			                   "the lead's number is on the do-not-call list");
+			return rv_res_fail(
+			    op, 409, "conflict",
+			    json_pack("{s:s,s:s}", "field", "status", "reason", "dnc"),
+			    "the lead's number is on the do-not-call list");
 		return 0;
 	}
 	cid = json_integer_value(rv_res_value(op, "campaign_id"));
@@ -680,7 +681,31 @@ static int dnc_prepare(struct rv_res_op *op)
 	return 0;
 }
 
+/*
+ * Listing a number stops every lead that holds it from being dialled again, in the same
+ * transaction as the entry. Leads in a call right now or already finished keep their status:
+ * the call in progress is the agent's to end, and finished leads are never dialled.
+ */
+static int dnc_in_tx(struct rv_res_op *op)
+{
+	static const char sql[] =
+	    "UPDATE leads SET status = 'dnc', updated_at = $2 WHERE phone = $1 "
+	    "AND status IN ('new', 'queued', 'callback', 'retry', 'failed')";
+	if (op->action != RV_RES_CREATE)
+		return 0;
+	char now[40];
+	int64_t changed = 0;
+	struct rv_val p[2] = {RV_VTEXT(json_string_value(json_object_get(op->vals, "phone"))),
+	                      RV_VTEXT(rv_time_iso_now(now, sizeof(now)))};
+	int err = rv_db_exec(op->db, sql, p, 2, NULL, &changed);
+	if (err)
+		return rv_res_store_fail(op->resp, err, "dnc", NULL);
+	json_object_set_new(op->details, "leads_marked_dnc", json_integer(changed));
+	return 0;
+}
+
 static const struct rv_res dnc_res = {
+    .in_tx = dnc_in_tx,
     .name = "dnc",
     .table = "dnc",
     .noun = "DNC entry",

@@ -170,10 +170,13 @@ int rv_res_url_valid(const char *url, const char **why)
 		return -EINVAL;
 	p = url + skip;
 	end = p + strcspn(p, "/?#");
-	/* Drop user information: the host starts after the last '@' of the authority. */
-	for (const char *q = p; q < end; q++) {
-		if (*q == '@')
-			p = q + 1;
+	/* Credentials in a webhook URL would be shown to every manager who lists webhooks; the
+	 * signing secret is how a receiver authenticates us. */
+	if (memchr(p, '@', (size_t)(end - p))) {
+		*why =
+		    "URL must not contain user credentials (user:password@); receivers verify the "
+		    "signature made with the webhook's secret";
+		return -EINVAL;
 	}
 	*why = "URL has no valid host";
 	if (p == end)

@@ -190,7 +190,9 @@ RV_TEST(res_url)
 	ASSERT_OK(rv_res_url_valid("HTTPS://Example.COM:8443/a/b", &why));
 	ASSERT_OK(rv_res_url_valid("http://127.0.0.1:9000/hook", &why));
 	ASSERT_OK(rv_res_url_valid("http://[::1]:8080/hook", &why));
-	ASSERT_OK(rv_res_url_valid("https://user:pw@example.com/", &why));
+	ASSERT_EQ_INT(rv_res_url_valid("https://user:pw@example.com/", &why), -EINVAL);
+	ASSERT(strstr(why, "credentials"));
+	ASSERT_OK(rv_res_url_valid("https://example.com/a@b", &why)); /* @ in the path is fine */
 	ASSERT(why == NULL);
 	ASSERT_EQ_INT(rv_res_url_valid("ftp://example.com/", &why), -EINVAL);
 	ASSERT(why != NULL);
