@@ -94,8 +94,10 @@ static uint64_t hash_values(const char *const *values, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
 	for (size_t i = 0; i < n; i++) {
-		for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++) {
-			h ^= *p;
+		/* Over the stored (capped) form, so a long value finds the child it created. */
+		size_t len = strnlen(values[i], MAX_VALUE_LEN);
+		for (size_t k = 0; k < len; k++) {
+			h ^= (unsigned char)values[i][k];
 			h *= 1099511628211ull;
 		}
 		h ^= 0xff; /* separator, so ("ab","c") and ("a","bc") differ */
@@ -150,7 +152,8 @@ static struct child *get_child(struct family *f, const char *const *values)
 		if (c->hash != h)
 			continue;
 		size_t i = 0;
-		while (i < f->nlabels && strcmp(c->values[i], values[i]) == 0)
+		while (i < f->nlabels && strlen(c->values[i]) == strnlen(values[i], MAX_VALUE_LEN) &&
+		       strncmp(c->values[i], values[i], MAX_VALUE_LEN) == 0)
 			i++;
 		if (i == f->nlabels)
 			return c;

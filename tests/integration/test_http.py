@@ -215,6 +215,7 @@ def test_cors_preflight_and_origin():
         eq(h.get("Access-Control-Allow-Origin"), origin, "simple request")
         st, _, h = d.request("GET", "/healthz", headers={"Origin": "https://evil.example.com"})
         check("Access-Control-Allow-Origin" not in h, "simple request, other origin")
+        eq(h.get("Vary"), "Origin", "the refusal varies by origin too, for caches")
 
     with Daemon() as d:  # off by default
         st, _, h = d.request("GET", "/healthz", headers={"Origin": origin})
@@ -295,3 +296,89 @@ def test_static_files_and_traversal():
             eq(json.loads(body)["error"]["code"], "not_found")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_handler_headers_replace_defaults():
+    """A header a handler sets (the docs page's Cache-Control, nosniff) is sent once, not next
+    to the server's default of the same name: two Cache-Control values contradict each other."""
+    with Daemon() as d:
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        try:
+            c.request("GET", "/api/docs")
+            r = c.getresponse()
+            r.read()
+            eq(r.status, 200, "docs page")
+            names = [k.lower() for k, _ in r.getheaders()]
+            for name in ("cache-control", "x-content-type-options", "x-frame-options"):
+                eq(names.count(name), 1, "%s sent once (%r)" % (name, r.getheaders()))
+            eq(r.getheader("Cache-Control"), "no-cache", "the handler's choice wins")
+        finally:
+            c.close()
+        st, _, h = raw_get(d, "/healthz")
+        eq(st, 200)
+        eq(h["cache-control"], "no-store", "the default still applies elsewhere")
+
+
+def test_endless_chunked_body_dropped_and_logged():
+    """A chunked body that goes on far past the cap is cut off without an answer (reading on to
+    say 413 would cost unbounded time), but the request still leaves a log line and a count."""
+    import socket
+    with Daemon(env={"REVOVOICE_HTTP_MAX_BODY": "1024"}) as d:
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        got = b""
+        try:
+            s.sendall(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"x" * 65536
+            frame = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+            try:
+                for _ in range(200):  # 12.5 MiB, well past cap + the 4 MiB we drain
+                    s.sendall(frame)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    got += b
+            except (ConnectionResetError, socket.timeout):
+                pass
+        finally:
+            s.close()
+        check(b" 200 " not in got and b" 401 " not in got, "never handled: %r" % got[:200])
+        st, _, _ = d.request("GET", "/healthz")
+        eq(st, 200, "still serving")
+        lines = [l for l in d.log_lines() if l.get("msg") == "request" and l.get("status") == "413"]
+        eq(len(lines), 1, "the dropped request is logged")
+        eq(lines[0].get("route"), "/api/auth/login")
+        st, text, _ = d.request("GET", "/metrics")
+        eq(metric_value(text, "rv_http_requests_total",
+                        {"route": "/api/auth/login", "method": "POST", "status": "413"}), 1.0,
+           "and counted")
+
+
+def test_client_gone_mid_body_does_not_hold_up_stop():
+    """Clients that send half a body and hang up must not count as in-flight requests: the
+    graceful stop waits for those, and would sit out its whole timeout for nothing."""
+    import socket
+    import time
+    d = Daemon()
+    d.start()
+    try:
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            s.sendall(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 500\r\n\r\n" + b"{" * 100)
+            s.close()
+        time.sleep(0.5)
+        st, _, _ = d.request("GET", "/healthz")
+        eq(st, 200)
+    finally:
+        t0 = time.time()
+        rc = d.stop()
+        took = time.time() - t0
+    eq(rc, 0, "clean exit")
+    stuck = [l for l in d.log_lines() if "still in flight" in l.get("msg", "")]
+    eq(stuck, [], "no request left in flight")
+    check(took < 5, "stopped in %.1f s" % took)

@@ -417,3 +417,28 @@ RV_TEST(metrics_children_capped)
 	free(text);
 	rv_metrics_reset();
 }
+
+/* A value past the stored length must still find the child it made, not add one per update. */
+RV_TEST(metrics_long_label_value_one_series)
+{
+	char v[400];
+	memset(v, 'a', sizeof(v) - 1);
+	v[sizeof(v) - 1] = '\0';
+	rv_metrics_reset();
+	ASSERT_OK(
+	    rv_metrics_register("rv_test_long_total", RV_METRIC_COUNTER, "Long.", "v", NULL, 0));
+	for (int i = 0; i < 5; i++)
+		rv_metrics_inc("rv_test_long_total", 1, v, NULL);
+	char *text = render();
+	ASSERT(text);
+	int series = 0;
+	for (const char *p = text; (p = strstr(p, "\nrv_test_long_total{")) != NULL; p++)
+		series++;
+	const char *e = strstr(text, "\nrv_test_long_total{");
+	const char *val = e ? strstr(e, "} ") : NULL;
+	long count = val ? strtol(val + 2, NULL, 10) : -1;
+	free(text);
+	ASSERT_EQ_INT(series, 1);
+	ASSERT_EQ_INT(count, 5);
+	rv_metrics_reset();
+}
