@@ -312,6 +312,9 @@ void rv_http_reply_error(struct rv_http_resp *resp, int status, const char *code
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Messages quote outside input (parser errors, field values) and may be cut mid-sequence
+	 * by the buffer; JSON strings must be valid UTF-8. */
+	rv_utf8_scrub(msg);
 	json_t *err = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code ? code : "internal",
 	                        "message", msg, "details", details ? details : json_null());
 	if (!err)

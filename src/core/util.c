@@ -126,3 +126,23 @@ int rv_utf8_valid(const char *str, size_t len)
 	}
 	return 1;
 }
+
+size_t rv_utf8_scrub(char *s)
+{
+	size_t replaced = 0, len = strlen(s), i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80             ? 1
+		           : (c & 0xE0) == 0xC0 ? 2
+		           : (c & 0xF0) == 0xE0 ? 3
+		           : (c & 0xF8) == 0xF0 ? 4
+		                                : 0;
+		if (n && i + n <= len && rv_utf8_valid(s + i, n)) {
+			i += n;
+			continue;
+		}
+		s[i++] = '?';
+		replaced++;
+	}
+	return replaced;
+}

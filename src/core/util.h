@@ -32,4 +32,11 @@ size_t rv_strlcpy(char *dst, const char *src, size_t dstlen);
 /* Is the byte range valid UTF-8 (no overlongs, no surrogates)? */
 int rv_utf8_valid(const char *s, size_t len);
 
+/*
+ * Make a NUL-terminated string valid UTF-8 in place: every byte that does not start a valid
+ * sequence (stray bytes from outside input, a sequence cut by truncation) becomes '?'.
+ * Returns the number of bytes replaced.
+ */
+size_t rv_utf8_scrub(char *s);
+
 #endif

@@ -382,3 +382,14 @@ def test_client_gone_mid_body_does_not_hold_up_stop():
     stuck = [l for l in d.log_lines() if "still in flight" in l.get("msg", "")]
     eq(stuck, [], "no request left in flight")
     check(took < 5, "stopped in %.1f s" % took)
+
+
+def test_invalid_utf8_in_json_error_still_gets_invalid_json():
+    """A parser message quoting broken UTF-8 from the body (found by fuzz_json_body) must still
+    come back as a well-formed 400 invalid_json, not a failed encoding."""
+    with Daemon() as d:
+        tok = d.admin()
+        st, body, _ = d.request("POST", "/api/campaigns", raw=b'{"s\\u0\xd0\x9a\xc6\xcb',
+                                content_type="application/json", token=tok)
+        eq(st, 400, "status")
+        eq(body["error"]["code"], "invalid_json", "code")

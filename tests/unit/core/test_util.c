@@ -46,3 +46,17 @@ RV_TEST(util_strlcpy_and_time)
 	ASSERT_EQ_INT(strlen(t), 24);
 	ASSERT(t[23] == 'Z' && t[10] == 'T');
 }
+
+RV_TEST(util_utf8_scrub)
+{
+	char a[] = "caf\xc3\xa9 ok";
+	ASSERT_EQ_INT(rv_utf8_scrub(a), 0);
+	ASSERT_EQ_STR(a, "caf\xc3\xa9 ok");
+	char b[] = "{\"s\\u0\xd0\x9a\xc6\xcb"; /* the fuzzer's input: valid К, then a broken pair */
+	ASSERT_EQ_INT(rv_utf8_scrub(b), 2);
+	ASSERT(rv_utf8_valid(b, strlen(b)));
+	ASSERT_EQ_STR(b, "{\"s\\u0\xd0\x9a??");
+	char c[] = "cut \xe2\x82"; /* a sequence truncated by a buffer */
+	ASSERT_EQ_INT(rv_utf8_scrub(c), 2);
+	ASSERT_EQ_STR(c, "cut ??");
+}
