@@ -220,9 +220,11 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	argc -= 2;
 	argv += 2;
-	/* The SIP answerer parses its own flags (including --sip) and needs no store. */
+	/* The SIP commands parse their own flags (including --sip) and needs no store. */
 	if (strcmp(cmd, "answer") == 0)
 		return rv_sip_cli_answer(argc, argv);
+	if (strcmp(cmd, "call") == 0)
+		return rv_sip_cli_call(argc, argv);
 	if (take_global_opts(&argc, argv, &o) != 0)
 		return 2;
 

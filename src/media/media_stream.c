@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <re.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -48,6 +49,11 @@ struct rv_media_stream {
 	uint32_t tx_ts;
 	bool tx_first;
 	uint32_t last_rx_ts;
+	/* RFC 3550 A.8 jitter estimate in 8 kHz units, scaled by 16 (integer arithmetic). */
+	bool jit_have;
+	uint32_t jit_ssrc;
+	int64_t jit_transit;
+	uint64_t jit_q4;
 	rv_media_dtmf_h *dtmf_h;
 	void *dtmf_arg;
 	int16_t rx_fifo[RX_FIFO]; /* decoded 8 kHz caller samples waiting for a tick */
@@ -107,6 +113,36 @@ static void on_telev(struct rv_media_stream *ms, struct mbuf *mb)
 		ms->dtmf_h((char)digit, ms->dtmf_arg);
 }
 
+/* Arrival time in RTP clock units (8 kHz), from the monotonic clock. */
+static int64_t arrival_ts(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * TEL_RATE + (int64_t)t.tv_nsec / (1000000000 / TEL_RATE);
+}
+
+/* Interarrival jitter (RFC 3550 section 6.4.1): J += (|D| - J) / 16, restarted on a new SSRC. */
+static void update_jitter(struct rv_media_stream *ms, const struct rtp_header *hdr)
+{
+	int64_t transit = arrival_ts() - (int64_t)hdr->ts;
+	if (!ms->jit_have || hdr->ssrc != ms->jit_ssrc) {
+		ms->jit_have = true;
+		ms->jit_ssrc = hdr->ssrc;
+		ms->jit_transit = transit;
+		ms->jit_q4 = 0;
+		return;
+	}
+	int64_t d = transit - ms->jit_transit;
+	ms->jit_transit = transit;
+	if (d < 0)
+		d = -d;
+	/* Wrapped or restarted timestamps give absurd differences: skip them, not the estimate. */
+	if (d > TEL_RATE * 10)
+		return;
+	int64_t j = (int64_t)ms->jit_q4 + (d * 16 - (int64_t)ms->jit_q4) / 16;
+	ms->jit_q4 = j < 0 ? 0 : (uint64_t)j;
+}
+
 static void on_rtp(const struct sa *src, const struct rtp_header *hdr, struct mbuf *mb, void *arg)
 {
 	struct rv_media_stream *ms = arg;
@@ -141,6 +177,7 @@ static void on_rtp(const struct sa *src, const struct rtp_header *hdr, struct mb
 		count(len > RX_MAX_PAYLOAD ? "oversized" : "payload");
 		return;
 	}
+	update_jitter(ms, hdr);
 	struct rx_packet *p = mem_alloc(sizeof(*p) + len, NULL);
 	if (!p)
 		return;
@@ -342,6 +379,8 @@ void rv_media_stream_stats(const struct rv_media_stream *ms, struct rv_media_sta
 	struct jbuf_stat js;
 	if (jbuf_stats(ms->jb, &js) == 0)
 		out->rx_lost = js.n_lost;
+	/* jit_q4 is 16 x the jitter in 1/8000 s: ms = q4 / 16 / 8. */
+	out->jitter_ms = (double)ms->jit_q4 / 128.0;
 }
 
 void rv_audio_set_frame_handler(struct rv_audio *a, rv_audio_frame_h *h, void *arg)

@@ -24,6 +24,7 @@ struct rv_media_stats {
 	uint64_t frames_received; /* ticks whose caller frame carried received audio */
 	uint64_t frames_skipped;  /* ticks given up after a stalled loop */
 	uint64_t dtmf_events;
+	double jitter_ms; /* RFC 3550 interarrival jitter of the received audio packets */
 };
 
 /* Called on the loop for each RFC 4733 digit ('0'-'9', '*', '#', 'A'-'D'), once per press. */

@@ -19,6 +19,7 @@
 #include "media/media_rec.h"
 #include "media/media_stream.h"
 #include "sip/sip_cli.h"
+#include "sip/sip_report.h"
 #include "sip/sip_ua.h"
 
 #define LINGER_MS 200 /* let the prompt's last packets reach the caller before the BYE */
@@ -126,7 +127,6 @@ static void call_event_h(struct rv_call *call, const struct rv_call_event *ev, v
 {
 	struct cli *cli = arg;
 	struct cli_call *cc = rv_call_user(call);
-	static const char *const causes[] = {"remote_bye", "local", "cancelled", "error"};
 
 	switch (ev->type) {
 	case RV_CALL_EV_INCOMING:
@@ -145,6 +145,8 @@ static void call_event_h(struct rv_call *call, const struct rv_call_event *ev, v
 	case RV_CALL_EV_RINGING:
 		out("ringing call_id=%s\n", rv_call_id(call));
 		break;
+	case RV_CALL_EV_EARLY_MEDIA: /* outbound only */
+		break;
 	case RV_CALL_EV_ANSWERED:
 		out("answered call_id=%s codec=%s\n", rv_call_id(call), rv_call_codec(call));
 		if (cc)
@@ -159,7 +161,7 @@ static void call_event_h(struct rv_call *call, const struct rv_call_event *ev, v
 		out("hangup call_id=%s cause=%s digits=%s recording=%s rx_packets=%llu "
 		    "tx_packets=%llu frames=%llu frames_received=%llu rx_bad_source=%llu "
 		    "rx_malformed=%llu\n",
-		    rv_call_id(call), causes[ev->cause], rv_call_digits(call),
+		    rv_call_id(call), rv_hangup_cause_name(ev->cause), rv_call_digits(call),
 		    cc && cc->rec_path[0] ? cc->rec_path : "-", (unsigned long long)st.rx_packets,
 		    (unsigned long long)st.tx_packets, (unsigned long long)st.frames,
 		    (unsigned long long)st.frames_received, (unsigned long long)st.rx_bad_source,
@@ -304,5 +306,347 @@ int rv_sip_cli_answer(int argc, char **argv)
 out:
 	pthread_mutex_destroy(&cli.mu);
 	pthread_cond_destroy(&cli.cv);
+	return ret;
+}
+
+/* ---- `revovoice call`: one outbound call ------------------------------------------------- */
+
+struct dialer {
+	struct rv_sip_ua_cfg cfg;
+	struct rv_sip_dial dial;
+	const char *record;
+	char listen_buf[64];
+	struct rv_pcm *prompt; /* handed to the loop once it starts */
+	/* Loop-thread only. */
+	struct rv_sip_ua *ua;
+	struct rv_call *call; /* our reference until the HANGUP event */
+	struct tmr linger_tmr;
+	uint64_t t_dial, t_ring, t_answer, t_end;
+	bool recording;
+	/* Written on the loop before `finished` is set under mu, read by main after. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool finished;
+	int dial_err;
+	char call_id[256];
+	char codec[8];
+	enum rv_call_disposition disp;
+	enum rv_hangup_cause cause;
+	uint16_t status, provisional;
+	bool remote, early, answered;
+	size_t played_ms;
+	struct rv_media_stats st;
+};
+
+static const char call_usage[] =
+    "usage: revovoice call sip:user@host[:port][;transport=tcp] --play FILE.wav\n"
+    "                      [--record OUT.wav] [--from sip:revovoice@IP] [--user U --password P]\n"
+    "                      [--timeout S] [--sip HOST:PORT] [--rtp-ports LO-HI]\n"
+    "Places one call, plays FILE.wav once answered, records both sides (far end left, us\n"
+    "right) and hangs up when the prompt has played or the far end hangs up. Prints one JSON\n"
+    "line with the outcome; exits 0 when the call was answered, 1 otherwise, 2 on bad usage.\n";
+
+static void dialer_finish(struct dialer *dl)
+{
+	pthread_mutex_lock(&dl->mu);
+	dl->finished = true;
+	pthread_cond_broadcast(&dl->cv);
+	pthread_mutex_unlock(&dl->mu);
+}
+
+static void dialer_hangup(void *arg)
+{
+	struct dialer *dl = arg;
+	if (dl->call)
+		rv_call_hangup(dl->call);
+}
+
+static void dialer_prompt_done_h(uint32_t id, enum rv_play_end how, size_t played, size_t total,
+                                 void *arg)
+{
+	struct dialer *dl = arg;
+	(void)id;
+	(void)total;
+	dl->played_ms = played / (RV_MEDIA_RATE / 1000);
+	if (how == RV_PLAY_DONE)
+		tmr_start(&dl->linger_tmr, LINGER_MS, dialer_hangup, dl);
+}
+
+/* Record from the first media on (early media included), so the file shows what we heard. */
+static void dialer_record(struct dialer *dl, struct rv_audio *a)
+{
+	if (!dl->record || dl->recording || !a)
+		return;
+	int err = rv_audio_record(a, dl->record);
+	if (err)
+		rv_error("sip", "cannot record to %s: %s", dl->record, strerror(-err));
+	else
+		dl->recording = true;
+}
+
+static void dialer_event_h(struct rv_call *call, const struct rv_call_event *ev, void *arg)
+{
+	struct dialer *dl = arg;
+	if (call != dl->call)
+		return;
+	switch (ev->type) {
+	case RV_CALL_EV_INCOMING:
+	case RV_CALL_EV_DTMF:
+		break;
+	case RV_CALL_EV_RINGING:
+		if (!dl->t_ring)
+			dl->t_ring = tmr_jiffies();
+		dl->provisional = ev->sip_status;
+		break;
+	case RV_CALL_EV_EARLY_MEDIA:
+		dl->early = true;
+		dialer_record(dl, rv_call_audio(call));
+		break;
+	case RV_CALL_EV_ANSWERED: {
+		dl->t_answer = tmr_jiffies();
+		dl->answered = true;
+		struct rv_audio *a = rv_call_audio(call);
+		dialer_record(dl, a);
+		int err = rv_audio_play(a, dl->prompt, dialer_prompt_done_h, dl, NULL);
+		if (err) {
+			rv_error("sip", "cannot queue the prompt: %s", strerror(-err));
+			rv_call_hangup(call);
+		}
+		break;
+	}
+	case RV_CALL_EV_HANGUP:
+		dl->t_end = tmr_jiffies();
+		tmr_cancel(&dl->linger_tmr);
+		rv_strlcpy(dl->call_id, rv_call_id(call) ? rv_call_id(call) : "",
+		           sizeof(dl->call_id));
+		rv_strlcpy(dl->codec, rv_call_codec(call) ? rv_call_codec(call) : "",
+		           sizeof(dl->codec));
+		dl->disp = ev->disposition;
+		dl->cause = ev->cause;
+		dl->status = ev->sip_status;
+		dl->remote = ev->remote;
+		rv_call_media_stats(call, &dl->st);
+		dl->call = mem_deref(dl->call);
+		dialer_finish(dl);
+		break;
+	}
+}
+
+/* With no --sip, listen where the target is reachable from: loopback for loopback. */
+static int dialer_listen_addr(struct dialer *dl)
+{
+	struct uri u;
+	struct pl pl;
+	struct sa dst, src;
+	pl_set_str(&pl, dl->dial.uri);
+	if (uri_decode(&u, &pl) || sa_set(&dst, &u.host, 0))
+		return EINVAL;
+	if (sa_is_loopback(&dst))
+		sa_set_str(&src, sa_af(&dst) == AF_INET6 ? "::1" : "127.0.0.1", 0);
+	else if (net_default_source_addr_get(sa_af(&dst), &src))
+		return EADDRNOTAVAIL;
+	if (re_snprintf(dl->listen_buf, sizeof(dl->listen_buf), "%J", &src) < 0)
+		return ENOMEM;
+	dl->cfg.listen = dl->listen_buf;
+	return 0;
+}
+
+static int dialer_init(void *arg)
+{
+	struct dialer *dl = arg;
+	tmr_init(&dl->linger_tmr);
+	if (!dl->cfg.listen && dialer_listen_addr(dl)) {
+		rv_error("sip", "cannot dial \"%s\": not sip:user@IP[:port]", dl->dial.uri);
+		dl->dial_err = -EINVAL;
+		dialer_finish(dl);
+		return 0;
+	}
+	int err = rv_sip_ua_alloc(&dl->cfg, dialer_event_h, dl, &dl->ua);
+	if (err)
+		return err;
+	struct rv_call *call = NULL;
+	dl->t_dial = tmr_jiffies();
+	err = rv_sip_ua_dial(dl->ua, &dl->dial, dl, &call);
+	if (err) {
+		dl->dial_err = err;
+		dialer_finish(dl);
+		return 0;
+	}
+	dl->call = mem_ref(call);
+	return 0;
+}
+
+static void dialer_fini(void *arg)
+{
+	struct dialer *dl = arg;
+	tmr_cancel(&dl->linger_tmr);
+	if (dl->call)
+		rv_call_hangup(dl->call);
+	dl->call = mem_deref(dl->call);
+	dl->ua = mem_deref(dl->ua);
+	dl->prompt = mem_deref(dl->prompt);
+}
+
+static int64_t span_ms(uint64_t from, uint64_t to)
+{
+	return from && to >= from ? (int64_t)(to - from) : 0;
+}
+
+static void dialer_report(const struct dialer *dl)
+{
+	char err[128];
+	struct rv_call_report r = {.uri = dl->dial.uri};
+	if (dl->dial_err) {
+		rv_strlcpy(err, strerror(-dl->dial_err), sizeof(err));
+		r.error = err;
+	}
+	r.call_id = dl->call_id;
+	r.disposition = rv_call_disposition_name(dl->disp);
+	r.cause = rv_hangup_cause_name(dl->cause);
+	r.hangup_by = dl->remote ? "remote" : "local";
+	r.codec = dl->codec[0] ? dl->codec : NULL;
+	r.recording = dl->recording ? dl->record : NULL;
+	r.sip_status = dl->status;
+	r.last_provisional = dl->provisional;
+	r.early_media = dl->early;
+	r.ring_ms = span_ms(dl->t_dial, dl->t_ring);
+	r.setup_ms = span_ms(dl->t_dial, dl->answered ? dl->t_answer : dl->t_end);
+	r.talk_ms = span_ms(dl->t_answer, dl->t_end);
+	r.duration_ms = span_ms(dl->t_dial, dl->t_end);
+	r.prompt_played_ms = (int64_t)dl->played_ms;
+	r.rx_packets = dl->st.rx_packets;
+	r.tx_packets = dl->st.tx_packets;
+	r.lost = dl->st.rx_lost;
+	r.frames_received = dl->st.frames_received;
+	r.rx_bad_source = dl->st.rx_bad_source;
+	r.rx_malformed = dl->st.rx_malformed;
+	r.jitter_ms = dl->st.jitter_ms;
+	char *text = NULL;
+	if (rv_call_report_json(&r, &text) == 0)
+		out("%s\n", text);
+	else
+		fprintf(stderr, "revovoice call: cannot format the result\n");
+	free(text);
+}
+
+int rv_sip_cli_call(int argc, char **argv)
+{
+	struct dialer dl = {0};
+	struct rv_media_loop *loop = NULL;
+	const char *play = NULL;
+	int64_t v;
+	sigset_t set;
+
+	dl.cfg.rtp_port_min = 20000;
+	dl.cfg.rtp_port_max = 29999;
+	dl.cfg.max_calls = 1;
+	for (int i = 0; i < argc; i++) {
+		const char *o = argv[i];
+		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+			fputs(call_usage, stdout);
+			return 0;
+		}
+		if (o[0] != '-') {
+			if (dl.dial.uri) {
+				fprintf(stderr, "revovoice call: one URI only\n%s", call_usage);
+				return 2;
+			}
+			dl.dial.uri = o;
+			continue;
+		}
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!val) {
+			fprintf(stderr, "revovoice call: %s needs a value\n%s", o, call_usage);
+			return 2;
+		}
+		if (!strcmp(o, "--play")) {
+			play = val;
+		} else if (!strcmp(o, "--record")) {
+			dl.record = val;
+		} else if (!strcmp(o, "--from")) {
+			dl.dial.from = val;
+		} else if (!strcmp(o, "--user")) {
+			dl.dial.user = val;
+		} else if (!strcmp(o, "--password")) {
+			dl.dial.password = val;
+		} else if (!strcmp(o, "--sip")) {
+			dl.cfg.listen = val;
+		} else if (!strcmp(o, "--timeout") && !rv_parse_int64(val, 1, 3600, &v)) {
+			dl.dial.timeout_ms = (uint32_t)(v * 1000);
+		} else if (!strcmp(o, "--rtp-ports") &&
+		           !parse_range(val, &dl.cfg.rtp_port_min, &dl.cfg.rtp_port_max)) {
+		} else {
+			fprintf(stderr, "revovoice call: bad option or value: %s %s\n%s", o, val,
+			        call_usage);
+			return 2;
+		}
+		i++;
+	}
+	if (!dl.dial.uri || !play) {
+		fprintf(stderr, "revovoice call: a sip: URI and --play FILE.wav are required\n%s",
+		        call_usage);
+		return 2;
+	}
+	if (dl.dial.password && !dl.dial.user) {
+		fprintf(stderr, "revovoice call: --password needs --user\n%s", call_usage);
+		return 2;
+	}
+	if (rv_pcm_load_file(play, RV_MEDIA_RATE, &dl.prompt) != 0) {
+		fprintf(stderr, "revovoice call: cannot read %s as audio\n", play);
+		return 1;
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&dl.mu, NULL);
+	pthread_cond_init(&dl.cv, NULL);
+
+	int ret = 1;
+	int err = rv_media_loop_start(dialer_init, &dl, &loop);
+	if (err) {
+		fprintf(stderr, "revovoice call: cannot start SIP on %s: %s\n",
+		        dl.cfg.listen ? dl.cfg.listen : "?", strerror(-err));
+		mem_deref(dl.prompt);
+		goto out;
+	}
+	/* A signal hangs the call up (CANCEL or BYE); the outcome is still reported. */
+	uint64_t hangup_deadline = 0;
+	for (;;) {
+		pthread_mutex_lock(&dl.mu);
+		bool finished = dl.finished;
+		pthread_mutex_unlock(&dl.mu);
+		if (finished)
+			break;
+		struct timespec ts = {0, 100 * 1000000L};
+		int sig = sigtimedwait(&set, NULL, &ts);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+		if ((sig == SIGINT || sig == SIGTERM) && !hangup_deadline) {
+			rv_info("sip", "signal %d: hanging up", sig);
+			hangup_deadline = now_ms + 5000;
+			(void)rv_media_loop_exec(loop, dialer_hangup, &dl);
+		} else if (hangup_deadline && now_ms > hangup_deadline) {
+			break;
+		}
+	}
+	/* When we ended the call, our BYE or CANCEL is still in flight: keep the SIP stack up
+	 * long enough to take the 200 and to ACK the 487 that follows a CANCEL, or the far end
+	 * retransmits it into a closed socket and counts the call as failed. */
+	if (!dl.dial_err && !dl.remote) {
+		struct timespec linger = {1, 0};
+		nanosleep(&linger, NULL);
+	}
+	rv_media_loop_stop(loop, dialer_fini, &dl);
+	if (rv_rec_wait_idle(10000) != 0)
+		fprintf(stderr, "revovoice call: the recording is still being written at exit\n");
+	dialer_report(&dl);
+	ret = dl.answered ? 0 : 1;
+out:
+	pthread_mutex_destroy(&dl.mu);
+	pthread_cond_destroy(&dl.cv);
 	return ret;
 }

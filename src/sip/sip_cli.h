@@ -1,5 +1,6 @@
 /*
- * `revovoice answer`: answer inbound SIP calls from the terminal with a play-and-record flow.
+ * `revovoice answer` and `revovoice call`: answer inbound SIP calls, or place one outbound call,
+ * from the terminal with a play-and-record flow.
  */
 #ifndef RV_SIP_CLI_H
 #define RV_SIP_CLI_H
@@ -12,5 +13,14 @@
  * event on stdout. Returns the process exit code: 0 on success, 1 on failure, 2 on bad usage.
  */
 int rv_sip_cli_answer(int argc, char **argv);
+
+/*
+ * Run `call sip:user@host[:port][;transport=tcp] --play FILE.wav [--record OUT.wav]
+ * [--from URI] [--user U --password P] [--timeout S] [--sip HOST:PORT] [--rtp-ports LO-HI]`:
+ * place one call, play the prompt once answered, record both sides, hang up when the prompt
+ * has played (or when the far end does). Prints one JSON line with the outcome on stdout.
+ * Returns the exit code: 0 answered, 1 not answered or failed, 2 bad usage.
+ */
+int rv_sip_cli_call(int argc, char **argv);
 
 #endif

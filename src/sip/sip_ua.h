@@ -3,8 +3,11 @@
  * INVITEs (100 Trying, 180 Ringing, then 200 OK with an SDP answer that picks PCMU or PCMA
  * in the offerer's order, plus telephone-event when offered; 488 when no codec is common,
  * 486 at capacity), handles CANCEL before the answer and BYE from either side, and answers
- * OPTIONS with 200 so load balancers can probe it. Each call owns an RTP media stream whose
- * audio interface (media/media_audio.h) the application drives.
+ * OPTIONS with 200 so load balancers can probe it. It also places outbound calls
+ * (rv_sip_ua_dial): an INVITE with an SDP offer, early media from a 183, digest
+ * authentication on 401/407, a no-answer timeout that sends CANCEL, and final failures mapped
+ * to dispositions. Each call owns an RTP media stream whose audio interface
+ * (media/media_audio.h) the application drives.
  *
  * Everything here runs on the media loop thread; so do the event handlers, which must not
  * block.
@@ -12,6 +15,7 @@
 #ifndef RV_SIP_UA_H
 #define RV_SIP_UA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct rv_audio;
@@ -26,25 +30,54 @@ struct rv_sip_ua_cfg {
 };
 
 enum rv_call_event_type {
-	RV_CALL_EV_INCOMING, /* INVITE accepted for processing; 180 follows */
-	RV_CALL_EV_RINGING,  /* 180 sent */
-	RV_CALL_EV_ANSWERED, /* 200 sent, media running */
-	RV_CALL_EV_DTMF,     /* an RFC 4733 digit */
-	RV_CALL_EV_HANGUP,   /* the call is over; the last event of a call */
+	RV_CALL_EV_INCOMING,    /* inbound INVITE accepted for processing; 180 follows */
+	RV_CALL_EV_RINGING,     /* inbound: 180 sent; outbound: 180/183 received (sip_status) */
+	RV_CALL_EV_EARLY_MEDIA, /* outbound: a 183 carried an SDP answer; media is running */
+	RV_CALL_EV_ANSWERED,    /* 200 sent / received and ACKed, media running */
+	RV_CALL_EV_DTMF,        /* an RFC 4733 digit */
+	RV_CALL_EV_HANGUP,      /* the call is over; the last event of a call */
 };
 
 enum rv_hangup_cause {
-	RV_HANGUP_REMOTE_BYE, /* the caller hung up after the answer */
-	RV_HANGUP_LOCAL,      /* we hung up (rv_call_hangup) */
-	RV_HANGUP_CANCELLED,  /* the caller cancelled before the answer */
+	RV_HANGUP_REMOTE_BYE, /* the far end hung up after the answer */
+	RV_HANGUP_LOCAL,      /* we hung up (rv_call_hangup), BYE or CANCEL */
+	RV_HANGUP_CANCELLED,  /* the caller cancelled before the answer (inbound) */
 	RV_HANGUP_ERROR,      /* transport or protocol failure */
+	RV_HANGUP_REJECTED,   /* outbound: a final failure response (sip_status) */
+	RV_HANGUP_NO_ANSWER,  /* outbound: our no-answer timeout fired; CANCEL sent */
+};
+
+/* How a call attempt ended, as stored on the call row and used by retry rules. */
+enum rv_call_disposition {
+	RV_DISP_ANSWERED,
+	RV_DISP_BUSY,           /* 486, 600 */
+	RV_DISP_NO_ANSWER,      /* 408, 480, 487, our no-answer timeout */
+	RV_DISP_INVALID_NUMBER, /* 404, 484 */
+	RV_DISP_FAILED,         /* 5xx, other failures, transport errors */
+	RV_DISP_CANCELLED,      /* we gave up before the answer for another reason */
 };
 
 struct rv_call_event {
 	enum rv_call_event_type type;
 	char digit;                 /* RV_CALL_EV_DTMF */
 	enum rv_hangup_cause cause; /* RV_CALL_EV_HANGUP */
+	/* RV_CALL_EV_HANGUP: the outcome of the call attempt. */
+	enum rv_call_disposition disposition;
+	/* RINGING (outbound): the provisional status; HANGUP: the final status of the INVITE
+	 * (200 once answered, the failure code when rejected, 0 when no final response came). */
+	uint16_t sip_status;
+	bool remote; /* HANGUP: the far end ended the call (BYE, CANCEL or a failure response) */
 };
+
+/* Stable lower-case names for logs, JSON and the store ("remote_bye", "no_answer", ...). */
+const char *rv_hangup_cause_name(enum rv_hangup_cause cause);
+const char *rv_call_disposition_name(enum rv_call_disposition disp);
+
+/*
+ * The disposition of an outbound attempt that ended with final response `status` (>= 300):
+ * 486/600 busy; 408/480/487 no answer; 404/484 invalid number; everything else failed.
+ */
+enum rv_call_disposition rv_sip_status_disposition(uint16_t status);
 
 typedef void(rv_call_event_h)(struct rv_call *call, const struct rv_call_event *ev, void *arg);
 
@@ -56,6 +89,25 @@ typedef void(rv_call_event_h)(struct rv_call *call, const struct rv_call_event *
 int rv_sip_ua_alloc(const struct rv_sip_ua_cfg *cfg, rv_call_event_h *evh, void *arg,
                     struct rv_sip_ua **out);
 
+struct rv_sip_dial {
+	const char *uri;      /* "sip:user@host[:port][;transport=tcp]"; host must be an IP */
+	const char *from;     /* From URI; NULL: sip:revovoice@<our address> */
+	const char *user;     /* digest credentials for 401/407, or NULL */
+	const char *password; /* used with user */
+	uint32_t timeout_ms;  /* no answer after this long: CANCEL; 0 means 30 s */
+};
+
+/*
+ * Place an outbound call: an INVITE offering PCMU, PCMA and telephone-event from a new RTP
+ * stream. The call's events follow on the UA's handler (RINGING, EARLY_MEDIA, ANSWERED, DTMF,
+ * HANGUP), never from inside this function. `d` is copied. Returns 0 and sets *out to the
+ * call (borrowed: the UA owns it until the HANGUP event; mem_ref it to keep it longer), or a
+ * negative errno (-EINVAL bad URI, -EBUSY at max_calls, or the transport's error) with the
+ * reason logged; then no event is ever emitted for it.
+ */
+int rv_sip_ua_dial(struct rv_sip_ua *ua, const struct rv_sip_dial *d, void *user,
+                   struct rv_call **out);
+
 /* The UDP/TCP port actually bound (useful with port 0). */
 uint16_t rv_sip_ua_port(const struct rv_sip_ua *ua);
 
@@ -63,8 +115,9 @@ uint16_t rv_sip_ua_port(const struct rv_sip_ua *ua);
 uint32_t rv_sip_ua_ncalls(const struct rv_sip_ua *ua);
 
 /*
- * End a call: BYE after the answer, 480 before it. The HANGUP event follows from this
- * function. Calling it on a call that is already over does nothing.
+ * End a call: BYE after the answer; before it, 480 to an inbound caller or CANCEL for an
+ * outbound INVITE. The HANGUP event follows from this function. Calling it on a call that is
+ * already over does nothing.
  */
 void rv_call_hangup(struct rv_call *call);
 
@@ -74,6 +127,9 @@ struct rv_audio *rv_call_audio(struct rv_call *call);
 /* SIP Call-ID (borrowed; valid while the call lives), negotiated codec name ("PCMU"/"PCMA"). */
 const char *rv_call_id(const struct rv_call *call);
 const char *rv_call_codec(const struct rv_call *call);
+
+/* True for calls we placed with rv_sip_ua_dial. */
+bool rv_call_outbound(const struct rv_call *call);
 
 /* Digits received so far as one string (borrowed). */
 const char *rv_call_digits(const struct rv_call *call);
