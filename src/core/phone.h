@@ -11,7 +11,7 @@
  * string: "not a phone number", "invalid number for region", ...).
  */
 int rv_phone_e164(const char *input, const char *default_region, char *out, size_t outlen,
-		  const char **why);
+                  const char **why);
 
 /* Is `region` a region code libphonenumber knows ("US", "GB", "IN"...)? 1 or 0. */
 int rv_phone_region_valid(const char *region);

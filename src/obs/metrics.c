@@ -152,7 +152,8 @@ static struct child *get_child(struct family *f, const char *const *values)
 		if (c->hash != h)
 			continue;
 		size_t i = 0;
-		while (i < f->nlabels && strlen(c->values[i]) == strnlen(values[i], MAX_VALUE_LEN) &&
+		while (i < f->nlabels &&
+		       strlen(c->values[i]) == strnlen(values[i], MAX_VALUE_LEN) &&
 		       strncmp(c->values[i], values[i], MAX_VALUE_LEN) == 0)
 			i++;
 		if (i == f->nlabels)
