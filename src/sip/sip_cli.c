@@ -210,6 +210,17 @@ static int parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 	return 0;
 }
 
+/* SIGINT and SIGTERM are taken with sigtimedwait on the calling thread; blocking them before
+ * the loop thread starts makes it inherit the mask, so it is never interrupted. */
+static void block_stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 int rv_sip_cli_answer(int argc, char **argv)
 {
 	struct cli cli = {.calls = 1};
@@ -270,12 +281,7 @@ int rv_sip_cli_answer(int argc, char **argv)
 		return 1;
 	}
 
-	/* Signals are taken here with sigtimedwait; the loop thread inherits the mask. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	block_stop_signals(&set);
 	pthread_mutex_init(&cli.mu, NULL);
 	pthread_cond_init(&cli.cv, NULL);
 
@@ -596,11 +602,7 @@ int rv_sip_cli_call(int argc, char **argv)
 		return 1;
 	}
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	block_stop_signals(&set);
 	pthread_mutex_init(&dl.mu, NULL);
 	pthread_cond_init(&dl.cv, NULL);
 
