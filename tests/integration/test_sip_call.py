@@ -400,7 +400,11 @@ def test_sip_call_baresip_both_sides_hear_each_other():
         sip_port = sa.free_port()
         ctrl_port = sa.free_port()
         dump = os.path.join(tmp, "dump")
-        home = baresip_config(tmp, sip_port, ctrl_port, theirs, dump)
+        # baresip may end the call when its source file runs out; three seconds of trailing
+        # silence keep its side going until our prompt is done and we hang up.
+        theirs_src = os.path.join(tmp, "theirs-padded.wav")
+        subprocess.run(["sox", theirs, theirs_src, "pad", "0", "3"], check=True, timeout=60)
+        home = baresip_config(tmp, sip_port, ctrl_port, theirs_src, dump)
         blog = open(os.path.join(tmp, "baresip.log"), "wb")
         b = subprocess.Popen(["baresip", "-f", home], stdin=subprocess.DEVNULL, stdout=blog,
                              stderr=subprocess.STDOUT)
