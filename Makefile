@@ -2,7 +2,7 @@
 # Targets: all (default), run, test, asan, bench, fuzz, format, format-check, clean, deps.
 
 PKGS      := jansson libmicrohttpd libjwt libsodium sqlite3 libpq yaml-0.1 \
-             libre speexdsp sndfile spandsp
+             libre speexdsp sndfile spandsp libcurl pocketsphinx espeak-ng
 CC        ?= cc
 CXX       ?= c++
 BUILD     ?= build
@@ -18,7 +18,11 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 CFLAGS    += $(CSTD) $(OPT) $(WARN) $(DEFS) $(SAN) -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 CXXFLAGS  += -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SAN) -Isrc -MMD -MP
-LDLIBS    += $(PKG_LIBS) -lcsv -lphonenumber -lstdc++ -lpthread -lm
+# flite has no pkg-config file (SPEECH.md).
+FLITE_LIBS := -lflite_cmu_us_rms -lflite_cmu_us_slt -lflite_cmu_us_kal -lflite_cmulex \
+              -lflite_usenglish -lflite
+CFLAGS    += -I/usr/include/flite
+LDLIBS    += $(PKG_LIBS) $(FLITE_LIBS) -lcsv -lphonenumber -lstdc++ -lpthread -lm
 LDFLAGS   += $(SAN)
 
 # Every .c under src/ except main.c forms the library the daemon, tests, benches and fuzzers link.

@@ -47,6 +47,40 @@ static const struct field fields[] = {
 	S("leads.default_country", default_country),
 	S("web.root", web_root),
 	S("sip.listen", sip_listen),
+	S("sip.public_addr", sip_public_addr),
+	S("sip.rtp_ports", sip_rtp_ports),
+	I("sip.max_calls", sip_max_calls, 1, 100000),
+	I("sip.no_answer_timeout", sip_no_answer, 1, 600),
+	I("sip.ring_ms", sip_ring_ms, 0, 60000),
+	I("sip.max_call_seconds", sip_max_call_s, 10, 86400),
+	S("calls.default_prompt", calls_prompt),
+	S("recording.dir", rec_dir),
+	S("recording.default", rec_default),
+	S("twilio.account_sid", twilio_sid),
+	SECRET("twilio.auth_token", twilio_token),
+	S("twilio.api_base", twilio_api_base),
+	S("twilio.public_url", twilio_public),
+	S("twilio.stream_listen", twilio_stream),
+	I("twilio.validate_signature", twilio_validate, 0, 1),
+};
+
+/* The keys of one `trunks:` entry. */
+#define T_S(k, m) {k, F_STR, offsetof(struct rv_trunk_cfg, m), 0, 0, 0}
+#define T_I(k, m, lo, hi) {k, F_INT, offsetof(struct rv_trunk_cfg, m), lo, hi, 0}
+static const struct field trunk_fields[] = {
+	T_S("name", name),
+	T_S("host", host),
+	T_I("port", port, 0, 65535),
+	T_S("transport", transport),
+	T_S("username", username),
+	{"password", F_STR, offsetof(struct rv_trunk_cfg, password), 0, 0, 1},
+	T_S("caller_id", caller_id),
+	T_S("domain", domain),
+	T_S("prefix", prefix),
+	T_I("max_calls", max_calls, 0, 100000),
+	T_I("priority", priority, 0, 1000),
+	T_I("register", register_, 0, 1),
+	T_I("expires", expires, 60, 86400),
 };
 /* clang-format on */
 
@@ -76,6 +110,43 @@ void rv_config_defaults(struct rv_config *cfg)
 	set_str(&cfg->default_country, "US");
 	set_str(&cfg->web_root, "web/dist");
 	set_str(&cfg->sip_listen, "0.0.0.0:5060");
+	set_str(&cfg->sip_public_addr, "");
+	set_str(&cfg->sip_rtp_ports, "20000-29999");
+	cfg->sip_max_calls = 200;
+	cfg->sip_no_answer = 30;
+	cfg->sip_ring_ms = 500;
+	cfg->sip_max_call_s = 3600;
+	set_str(&cfg->calls_prompt, "");
+	set_str(&cfg->rec_dir, "");
+	set_str(&cfg->rec_default, "never");
+	set_str(&cfg->twilio_sid, "");
+	set_str(&cfg->twilio_token, "");
+	set_str(&cfg->twilio_api_base, "https://api.twilio.com");
+	set_str(&cfg->twilio_public, "");
+	set_str(&cfg->twilio_stream, "127.0.0.1:8081");
+	cfg->twilio_validate = 1;
+}
+
+static void trunk_defaults(struct rv_trunk_cfg *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < RV_ARRAY_LEN(trunk_fields); i++)
+		if (trunk_fields[i].type == F_STR)
+			set_str((char **)((char *)t + trunk_fields[i].off), "");
+	set_str(&t->transport, "udp");
+	t->priority = 10;
+	t->expires = 3600;
+}
+
+static void trunk_free(struct rv_trunk_cfg *t)
+{
+	for (size_t i = 0; i < RV_ARRAY_LEN(trunk_fields); i++) {
+		if (trunk_fields[i].type == F_STR) {
+			char **slot = (char **)((char *)t + trunk_fields[i].off);
+			free(*slot);
+			*slot = NULL;
+		}
+	}
 }
 
 void rv_config_free(struct rv_config *cfg)
@@ -87,14 +158,24 @@ void rv_config_free(struct rv_config *cfg)
 			*slot = NULL;
 		}
 	}
+	for (size_t i = 0; i < cfg->ntrunks; i++)
+		trunk_free(&cfg->trunks[i]);
+	free(cfg->trunks);
+	cfg->trunks = NULL;
+	cfg->ntrunks = 0;
+}
+
+static const struct field *find_in(const struct field *tab, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tab[i].key, key) == 0)
+			return &tab[i];
+	return NULL;
 }
 
 static const struct field *find_field(const char *key)
 {
-	for (size_t i = 0; i < RV_ARRAY_LEN(fields); i++)
-		if (strcmp(fields[i].key, key) == 0)
-			return &fields[i];
-	return NULL;
+	return find_in(fields, RV_ARRAY_LEN(fields), key);
 }
 
 /* Sizes accept a k/m/g suffix (powers of 1024): "20m". */
@@ -119,10 +200,10 @@ static int parse_size(const char *s, int64_t *out)
 	return 0;
 }
 
-static int apply(struct rv_config *cfg, const struct field *f, const char *value, const char *src,
-                 char *err, size_t errlen)
+static int apply_at(void *base, const struct field *f, const char *value, const char *src,
+                    char *err, size_t errlen)
 {
-	void *slot = (char *)cfg + f->off;
+	void *slot = (char *)base + f->off;
 	int64_t v;
 	int e;
 
@@ -155,6 +236,12 @@ static int apply(struct rv_config *cfg, const struct field *f, const char *value
 	return -EINVAL;
 }
 
+static int apply(struct rv_config *cfg, const struct field *f, const char *value, const char *src,
+                 char *err, size_t errlen)
+{
+	return apply_at(cfg, f, value, src, err, errlen);
+}
+
 int rv_config_set(struct rv_config *cfg, const char *key, const char *value, char *err,
                   size_t errlen)
 {
@@ -184,12 +271,95 @@ int rv_config_apply_env(struct rv_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+static int trunk_add(struct rv_config *cfg, struct rv_trunk_cfg *t)
+{
+	struct rv_trunk_cfg *n = realloc(cfg->trunks, (cfg->ntrunks + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	cfg->trunks = n;
+	cfg->trunks[cfg->ntrunks++] = *t;
+	return 0;
+}
+
+/*
+ * The `trunks:` section: a sequence of mappings of scalar keys. Called after its
+ * SEQUENCE_START; consumes events through the matching SEQUENCE_END. Trunks given in a file
+ * replace any earlier list.
+ */
+static int parse_trunks(yaml_parser_t *parser, struct rv_config *cfg, const char *path, char *err,
+                        size_t errlen)
+{
+	struct rv_trunk_cfg t;
+	int in_map = 0, have_key = 0, ret = 0;
+	char key[64] = "";
+
+	for (size_t i = 0; i < cfg->ntrunks; i++)
+		trunk_free(&cfg->trunks[i]);
+	cfg->ntrunks = 0;
+	for (;;) {
+		yaml_event_t ev;
+		if (!yaml_parser_parse(parser, &ev)) {
+			snprintf(err, errlen, "%s:%zu: YAML error: %s", path,
+			         parser->problem_mark.line + 1,
+			         parser->problem ? parser->problem : "unknown");
+			ret = -EINVAL;
+			break;
+		}
+		size_t line = ev.start_mark.line + 1;
+		int end = 0;
+		if (ev.type == YAML_SEQUENCE_END_EVENT && !in_map) {
+			end = 1;
+		} else if (ev.type == YAML_MAPPING_START_EVENT && !in_map) {
+			trunk_defaults(&t);
+			in_map = 1;
+		} else if (ev.type == YAML_MAPPING_END_EVENT && in_map) {
+			in_map = 0;
+			if (trunk_add(cfg, &t) != 0) {
+				trunk_free(&t);
+				snprintf(err, errlen, "out of memory");
+				ret = -ENOMEM;
+			}
+		} else if (ev.type == YAML_SCALAR_EVENT && in_map && !have_key) {
+			rv_strlcpy(key, (const char *)ev.data.scalar.value, sizeof(key));
+			have_key = 1;
+		} else if (ev.type == YAML_SCALAR_EVENT && in_map) {
+			have_key = 0;
+			char src[512];
+			snprintf(src, sizeof(src), "%s:%zu", path, line);
+			const struct field *f =
+			    find_in(trunk_fields, RV_ARRAY_LEN(trunk_fields), key);
+			if (!f) {
+				snprintf(err, errlen, "%s: unknown trunk key \"%s\"", src, key);
+				ret = -EINVAL;
+			} else {
+				ret = apply_at(&t, f, (const char *)ev.data.scalar.value, src, err,
+				               errlen);
+			}
+		} else {
+			snprintf(err, errlen,
+			         "%s:%zu: \"trunks\" must be a list of mappings of scalar keys",
+			         path, line);
+			ret = -EINVAL;
+		}
+		yaml_event_delete(&ev);
+		if (ret) {
+			if (in_map)
+				trunk_free(&t);
+			break;
+		}
+		if (end)
+			break;
+	}
+	return ret;
+}
+
 /*
  * YAML reading: the config is a mapping of sections, each a mapping of scalar keys, e.g.
  *   http:
  *     listen: 127.0.0.1:8080
  * libyaml's event stream is walked with a two-level path; anything deeper, sequences or
  * aliases are rejected with the line number, so typos and misplaced keys never pass silently.
+ * The one list is `trunks:`, a sequence of mappings (parse_trunks).
  */
 int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size_t errlen)
 {
@@ -284,6 +454,12 @@ int rv_config_load_file(struct rv_config *cfg, const char *path, char *err, size
 			break;
 		}
 		case YAML_SEQUENCE_START_EVENT:
+			if (depth == 1 && have_key && strcmp(key, "trunks") == 0) {
+				have_key = 0;
+				ret = parse_trunks(&parser, cfg, path, err, errlen);
+				break;
+			}
+			/* fall through */
 		case YAML_ALIAS_EVENT:
 		default:
 			snprintf(err, errlen,
@@ -334,6 +510,60 @@ int rv_config_finish(struct rv_config *cfg, char *err, size_t errlen)
 		         cfg->http_listen);
 		return -EINVAL;
 	}
+	int64_t lo, hi;
+	const char *dash = strchr(cfg->sip_rtp_ports, '-');
+	char lo_s[16];
+	if (!dash || (size_t)(dash - cfg->sip_rtp_ports) >= sizeof(lo_s) ||
+	    (snprintf(lo_s, sizeof(lo_s), "%.*s", (int)(dash - cfg->sip_rtp_ports),
+	              cfg->sip_rtp_ports),
+	     rv_parse_int64(lo_s, 1024, 65534, &lo) != 0) ||
+	    rv_parse_int64(dash + 1, 1025, 65535, &hi) != 0 || hi <= lo) {
+		snprintf(err, errlen, "sip.rtp_ports must be LO-HI within 1024-65535, not \"%s\"",
+		         cfg->sip_rtp_ports);
+		return -EINVAL;
+	}
+	const char *pol = cfg->rec_default;
+	if (strcmp(pol, "never") != 0 && strcmp(pol, "always") != 0 &&
+	    strcmp(pol, "on_demand") != 0) {
+		snprintf(err, errlen,
+		         "recording.default must be never, always or on_demand, not \"%s\"", pol);
+		return -EINVAL;
+	}
+	if (!*cfg->rec_dir) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/recordings", cfg->data_dir);
+		set_str(&cfg->rec_dir, path);
+	}
+	for (size_t i = 0; i < cfg->ntrunks; i++) {
+		struct rv_trunk_cfg *t = &cfg->trunks[i];
+		if (!*t->name || !*t->host) {
+			snprintf(err, errlen, "trunk %zu: name and host are required", i + 1);
+			return -EINVAL;
+		}
+		if (strcmp(t->transport, "udp") != 0 && strcmp(t->transport, "tcp") != 0) {
+			snprintf(err, errlen, "trunk %s: transport must be udp or tcp, not \"%s\"",
+			         t->name, t->transport);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(cfg->trunks[j].name, t->name) == 0) {
+				snprintf(err, errlen, "trunk name \"%s\" is used twice", t->name);
+				return -EINVAL;
+			}
+		}
+		if (t->register_ && !*t->username) {
+			snprintf(err, errlen, "trunk %s: register needs a username", t->name);
+			return -EINVAL;
+		}
+	}
+	/* Stable sort by priority: the order in the file breaks ties. */
+	for (size_t i = 1; i < cfg->ntrunks; i++) {
+		struct rv_trunk_cfg t = cfg->trunks[i];
+		size_t j = i;
+		for (; j > 0 && cfg->trunks[j - 1].priority > t.priority; j--)
+			cfg->trunks[j] = cfg->trunks[j - 1];
+		cfg->trunks[j] = t;
+	}
 	return 0;
 }
 
@@ -367,6 +597,23 @@ void rv_config_dump(const struct rv_config *cfg, int fd)
 		case F_SIZE:
 			fprintf(fp, "  %s: %lld\n", dot + 1, (long long)*(const int64_t *)slot);
 			break;
+		}
+	}
+	fprintf(fp, "trunks:%s\n", cfg->ntrunks ? "" : " []");
+	for (size_t i = 0; i < cfg->ntrunks; i++) {
+		for (size_t k = 0; k < RV_ARRAY_LEN(trunk_fields); k++) {
+			const struct field *f = &trunk_fields[k];
+			const void *slot = (const char *)&cfg->trunks[i] + f->off;
+			const char *lead = k == 0 ? "  - " : "    ";
+			if (f->type == F_INT) {
+				fprintf(fp, "%s%s: %d\n", lead, f->key, *(const int *)slot);
+			} else {
+				const char *v = *(char *const *)slot;
+				fprintf(fp, "%s%s: \"%s\"\n", lead, f->key,
+				        f->secret && v && *v ? "********"
+				        : v                  ? v
+				                             : "");
+			}
 		}
 	}
 	fclose(fp);

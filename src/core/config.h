@@ -10,6 +10,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * One SIP trunk from the `trunks:` list of the config file (file only; no environment form).
+ * Outbound calls go to the trunk with the lowest priority number that has room, and fail over
+ * to the next on a 5xx answer or a timeout before any response.
+ */
+struct rv_trunk_cfg {
+	char *name;      /* unique; stored on call rows */
+	char *host;      /* IP address or DNS name of the provider's proxy */
+	int port;        /* 0: 5060 (or DNS SRV/A when host is a name) */
+	char *transport; /* udp | tcp */
+	char *username;  /* digest user for 401/407 (and REGISTER); empty: none */
+	char *password;  /* secret */
+	char *caller_id; /* user part or E.164 number put in From; empty: revovoice */
+	char *domain;    /* From/To domain; empty: host */
+	char *prefix;  /* prepended to dialled numbers (e.g. "+" or a tech prefix); may be empty */
+	int max_calls; /* concurrent calls on this trunk; 0: no limit of its own */
+	int priority;  /* lower goes first */
+	int register_; /* 1: REGISTER to the provider and refresh */
+	int expires;   /* REGISTER expiry, seconds */
+};
+
 struct rv_config {
 	char *data_dir;          /* data.dir: SQLite file, recordings, caches, secrets */
 	char *log_level;         /* log.level: debug|info|warn|error */
@@ -27,7 +48,24 @@ struct rv_config {
 	int auth_token_ttl;    /* auth.token_ttl: seconds a login token lives */
 	char *default_country; /* leads.default_country: ISO 3166 region for phone numbers */
 	char *web_root;        /* web.root: directory of the built dashboard */
-	char *sip_listen;      /* sip.listen: HOST:PORT for SIP (telephony) */
+	char *sip_listen;      /* sip.listen: HOST:PORT for SIP (telephony); "" or "off": none */
+	char *sip_public_addr; /* sip.public_addr: address put in SDP/Contact; "": the listen one */
+	char *sip_rtp_ports;   /* sip.rtp_ports: "LO-HI" RTP port range (RTCP uses port + 1) */
+	int sip_max_calls;     /* sip.max_calls: concurrent calls; more get 486 (inbound) */
+	int sip_no_answer;     /* sip.no_answer_timeout: seconds before an outbound CANCEL */
+	int sip_ring_ms;       /* sip.ring_ms: inbound, time between 180 Ringing and 200 OK */
+	int sip_max_call_s;    /* sip.max_call_seconds: a call is hung up after this long */
+	char *calls_prompt; /* calls.default_prompt: WAV played to answered calls with no agent */
+	char *rec_dir;      /* recording.dir: where call WAVs go; "": DATA/recordings */
+	char *rec_default;  /* recording.default: never|always|on_demand, when no campaign says */
+	char *twilio_sid;   /* twilio.account_sid */
+	char *twilio_token; /* twilio.auth_token (secret): REST auth and webhook signatures */
+	char *twilio_api_base; /* twilio.api_base: REST base URL (tests point it at a fake) */
+	char *twilio_public;   /* twilio.public_url: our public https base URL as Twilio sees it */
+	char *twilio_stream;   /* twilio.stream_listen: HOST:PORT of the Media Streams WebSocket */
+	int twilio_validate;   /* twilio.validate_signature: 1 checks X-Twilio-Signature */
+	struct rv_trunk_cfg *trunks; /* trunks: from the file, sorted by priority */
+	size_t ntrunks;
 };
 
 /* Fill `cfg` with built-in defaults. Strings are heap copies owned by cfg. */

@@ -48,6 +48,23 @@ int rv_audio_play(struct rv_audio *a, struct rv_pcm *pcm, rv_play_done_h *done_h
 /* Drop everything queued; silence from the next frame. See rv_playq_flush(). */
 void rv_audio_flush(struct rv_audio *a);
 
+/*
+ * Send DTMF digits ('0'-'9', '*', '#', 'A'-'D') to the far end, each lasting duration_ms (0:
+ * 100 ms), out of band (RFC 4733 on RTP). Returns 0 once queued, -EINVAL for a bad digit,
+ * -ENOTSUP when the transport cannot send digits (no telephone-event negotiated).
+ */
+int rv_audio_send_dtmf(struct rv_audio *a, const char *digits, uint32_t duration_ms);
+
+/*
+ * Bridge two calls (a transfer to a human): from the next tick each side hears the other's
+ * caller audio (a short FIFO absorbs the two legs' unaligned clocks) instead of its own
+ * playback queue, and recordings keep running. Returns 0, -EALREADY if either is bridged.
+ * rv_audio_unbridge() (on either side, or when either side's media ends) returns both to
+ * their own queues.
+ */
+int rv_audio_bridge(struct rv_audio *a, struct rv_audio *b);
+void rv_audio_unbridge(struct rv_audio *a);
+
 /* Is anything queued for playback? */
 bool rv_audio_playing(const struct rv_audio *a);
 

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "media/media_audio_int.h"
 #include "media/media_g711.h"
 #include "media/media_pace.h"
 #include "media/media_rec.h"
@@ -20,13 +21,6 @@
 #define JBUF_MIN       1
 #define JBUF_MAX       16
 #define MAX_BURST      10 /* catch up at most 200 ms after a stall, then skip */
-
-struct rv_audio {
-	struct rv_playq *playq;
-	rv_audio_frame_h *frame_h;
-	void *frame_arg;
-	struct rv_rec *rec;
-};
 
 /* One received G.711 payload, kept in the jitter buffer until its tick. */
 struct rx_packet {
@@ -81,7 +75,7 @@ static void stream_destructor(void *arg)
 {
 	struct rv_media_stream *ms = arg;
 	rv_media_stream_stop(ms);
-	mem_deref(ms->audio.playq);
+	rv_audio_fini(&ms->audio);
 	mem_deref(ms->rtp);
 	mem_deref(ms->jb);
 	mem_deref(ms->telev);
@@ -266,19 +260,12 @@ static void one_frame(struct rv_media_stream *ms, uint64_t index)
 	if (received)
 		ms->st.frames_received++;
 
-	/* The caller's frame goes out first, so a barge-in flush made by its handler already
-	 * silences this very frame's playback. */
-	if (ms->audio.frame_h) {
-		struct rv_audio_frame f = {.samples = caller,
-		                           .n = RV_MEDIA_FRAME,
-		                           .ts_ms = index * RV_MEDIA_PTIME_MS,
-		                           .rtp_ts = ms->last_rx_ts,
-		                           .received = received};
-		ms->audio.frame_h(&f, ms->audio.frame_arg);
-	}
-	rv_playq_read(ms->audio.playq, agent, RV_MEDIA_FRAME);
-	if (ms->audio.rec)
-		rv_rec_write(ms->audio.rec, caller, agent, RV_MEDIA_FRAME);
+	struct rv_audio_frame f = {.samples = caller,
+	                           .n = RV_MEDIA_FRAME,
+	                           .ts_ms = index * RV_MEDIA_PTIME_MS,
+	                           .rtp_ts = ms->last_rx_ts,
+	                           .received = received};
+	rv_audio_step(&ms->audio, &f, agent);
 	send_frame(ms, agent);
 }
 
@@ -313,7 +300,7 @@ int rv_media_stream_alloc(const struct sa *ip, uint16_t port_min, uint16_t port_
 	tmr_init(&ms->tmr);
 	ms->telev_pt = -1;
 	ms->dtmf_open = -1;
-	err = rv_playq_alloc(&ms->audio.playq);
+	err = rv_audio_init(&ms->audio, NULL, NULL);
 	if (!err)
 		err = rv_resampler_alloc(TEL_RATE, RV_MEDIA_RATE, 3, &ms->up);
 	if (!err)
@@ -381,42 +368,4 @@ void rv_media_stream_stats(const struct rv_media_stream *ms, struct rv_media_sta
 		out->rx_lost = js.n_lost;
 	/* jit_q4 is 16 x the jitter in 1/8000 s: ms = q4 / 16 / 8. */
 	out->jitter_ms = (double)ms->jit_q4 / 128.0;
-}
-
-void rv_audio_set_frame_handler(struct rv_audio *a, rv_audio_frame_h *h, void *arg)
-{
-	a->frame_h = h;
-	a->frame_arg = arg;
-}
-
-int rv_audio_play(struct rv_audio *a, struct rv_pcm *pcm, rv_play_done_h *done_h, void *arg,
-                  uint32_t *idp)
-{
-	if (pcm && pcm->rate != RV_MEDIA_RATE)
-		return -EINVAL;
-	return rv_playq_push(a->playq, pcm, done_h, arg, idp);
-}
-
-void rv_audio_flush(struct rv_audio *a)
-{
-	rv_playq_flush(a->playq);
-}
-
-bool rv_audio_playing(const struct rv_audio *a)
-{
-	return !rv_playq_idle(a->playq);
-}
-
-int rv_audio_record(struct rv_audio *a, const char *path)
-{
-	if (a->rec)
-		return -EALREADY;
-	return rv_rec_open(path, RV_MEDIA_RATE, &a->rec);
-}
-
-void rv_audio_record_stop(struct rv_audio *a)
-{
-	if (a->rec)
-		rv_rec_close(a->rec);
-	a->rec = NULL;
 }

@@ -155,6 +155,14 @@ static void call_event_h(struct rv_call *call, const struct rv_call_event *ev, v
 	case RV_CALL_EV_DTMF:
 		out("dtmf call_id=%s digit=%c\n", rv_call_id(call), ev->digit);
 		break;
+	case RV_CALL_EV_HOLD:
+	case RV_CALL_EV_UNHOLD:
+		out("%s call_id=%s\n", ev->type == RV_CALL_EV_HOLD ? "hold" : "unhold",
+		    rv_call_id(call));
+		break;
+	case RV_CALL_EV_TRANSFER:
+		out("transfer call_id=%s status=%u\n", rv_call_id(call), ev->sip_status);
+		break;
 	case RV_CALL_EV_HANGUP: {
 		struct rv_media_stats st;
 		rv_call_media_stats(call, &st);
@@ -398,6 +406,9 @@ static void dialer_event_h(struct rv_call *call, const struct rv_call_event *ev,
 	switch (ev->type) {
 	case RV_CALL_EV_INCOMING:
 	case RV_CALL_EV_DTMF:
+	case RV_CALL_EV_HOLD:
+	case RV_CALL_EV_UNHOLD:
+	case RV_CALL_EV_TRANSFER:
 		break;
 	case RV_CALL_EV_RINGING:
 		if (!dl->t_ring)

@@ -60,8 +60,8 @@ struct creds {
 
 const char *rv_hangup_cause_name(enum rv_hangup_cause cause)
 {
-	static const char *const names[] = {"remote_bye", "local",    "cancelled",
-	                                    "error",      "rejected", "no_answer"};
+	static const char *const names[] = {"remote_bye", "local",     "cancelled",   "error",
+	                                    "rejected",   "no_answer", "transferred", "timeout"};
 	return (unsigned)cause < RV_ARRAY_LEN(names) ? names[cause] : "unknown";
 }
 

@@ -26,25 +26,49 @@ struct rv_sip_ua_cfg {
 	const char *listen; /* "HOST:PORT" for UDP and TCP, e.g. "127.0.0.1:5060" */
 	uint16_t rtp_port_min, rtp_port_max;
 	uint32_t ring_ms;   /* time between 180 Ringing and 200 OK */
-	uint32_t max_calls; /* concurrent calls; more get 486 Busy Here */
+	uint32_t max_calls; /* concurrent calls; more get 503 Service Unavailable + Retry-After */
+	/* Address put in SDP c= and Contact when it differs from the listen address (NAT, or a
+	 * 0.0.0.0 listener); NULL or "": the listen address, or the default interface's. */
+	const char *public_addr;
 };
+
+/* An inbound INVITE as the routing hook sees it (strings borrowed for the call). */
+struct rv_sip_inbound {
+	const char *call_id;
+	const char *from_uri, *from_user; /* caller */
+	const char *to_uri, *to_user;     /* To header */
+	const char *ruri_user;            /* Request-URI user part: the called number/user */
+};
+
+/*
+ * Routing hook, called on the loop for each new inbound INVITE before 180 Ringing: return 0
+ * to take the call (then RV_CALL_EV_INCOMING follows), or a SIP status >= 400 to refuse it
+ * (e.g. 404 no route, 486 the route is at its own capacity). Must not block.
+ */
+typedef int(rv_sip_route_h)(struct rv_call *call, const struct rv_sip_inbound *in, void *arg);
+void rv_sip_ua_set_route_handler(struct rv_sip_ua *ua, rv_sip_route_h *h, void *arg);
 
 enum rv_call_event_type {
 	RV_CALL_EV_INCOMING,    /* inbound INVITE accepted for processing; 180 follows */
 	RV_CALL_EV_RINGING,     /* inbound: 180 sent; outbound: 180/183 received (sip_status) */
 	RV_CALL_EV_EARLY_MEDIA, /* outbound: a 183 carried an SDP answer; media is running */
 	RV_CALL_EV_ANSWERED,    /* 200 sent / received and ACKed, media running */
-	RV_CALL_EV_DTMF,        /* an RFC 4733 digit */
-	RV_CALL_EV_HANGUP,      /* the call is over; the last event of a call */
+	RV_CALL_EV_DTMF,        /* a digit: RFC 4733 or in-band tone */
+	RV_CALL_EV_HOLD,        /* the far end put us on hold (re-INVITE sendonly/inactive) */
+	RV_CALL_EV_UNHOLD,      /* ... and took us off hold (re-INVITE sendrecv) */
+	RV_CALL_EV_TRANSFER, /* REFER progress: sip_status from NOTIFY's sipfrag (final >= 200) */
+	RV_CALL_EV_HANGUP,   /* the call is over; the last event of a call */
 };
 
 enum rv_hangup_cause {
-	RV_HANGUP_REMOTE_BYE, /* the far end hung up after the answer */
-	RV_HANGUP_LOCAL,      /* we hung up (rv_call_hangup), BYE or CANCEL */
-	RV_HANGUP_CANCELLED,  /* the caller cancelled before the answer (inbound) */
-	RV_HANGUP_ERROR,      /* transport or protocol failure */
-	RV_HANGUP_REJECTED,   /* outbound: a final failure response (sip_status) */
-	RV_HANGUP_NO_ANSWER,  /* outbound: our no-answer timeout fired; CANCEL sent */
+	RV_HANGUP_REMOTE_BYE,  /* the far end hung up after the answer */
+	RV_HANGUP_LOCAL,       /* we hung up (rv_call_hangup), BYE or CANCEL */
+	RV_HANGUP_CANCELLED,   /* the caller cancelled before the answer (inbound) */
+	RV_HANGUP_ERROR,       /* transport or protocol failure */
+	RV_HANGUP_REJECTED,    /* outbound: a final failure response (sip_status) */
+	RV_HANGUP_NO_ANSWER,   /* outbound: our no-answer timeout fired; CANCEL sent */
+	RV_HANGUP_TRANSFERRED, /* a blind transfer succeeded and we left the call */
+	RV_HANGUP_TIMEOUT,     /* outbound: no response at all to the INVITE (failover case) */
 };
 
 /* How a call attempt ended, as stored on the call row and used by retry rules. */
@@ -90,8 +114,11 @@ int rv_sip_ua_alloc(const struct rv_sip_ua_cfg *cfg, rv_call_event_h *evh, void 
                     struct rv_sip_ua **out);
 
 struct rv_sip_dial {
-	const char *uri;      /* "sip:user@host[:port][;transport=tcp]"; host must be an IP */
-	const char *from;     /* From URI; NULL: sip:revovoice@<our address> */
+	const char *uri;  /* "sip:user@host[:port][;transport=tcp]"; host: IP or DNS name */
+	const char *from; /* From URI; NULL: sip:revovoice@<our address> */
+	/* Send the INVITE to this proxy instead of the Request-URI's host (a trunk):
+	 * "sip:host[:port][;transport=tcp]"; NULL: direct. */
+	const char *outbound_proxy;
 	const char *user;     /* digest credentials for 401/407, or NULL */
 	const char *password; /* used with user */
 	uint32_t timeout_ms;  /* no answer after this long: CANCEL; 0 means 30 s */
@@ -107,6 +134,35 @@ struct rv_sip_dial {
  */
 int rv_sip_ua_dial(struct rv_sip_ua *ua, const struct rv_sip_dial *d, void *user,
                    struct rv_call **out);
+
+/*
+ * Blind transfer: send REFER with Refer-To `target` (SIP URI) on an answered call. NOTIFYs
+ * about the new call's progress arrive as RV_CALL_EV_TRANSFER events; on a 2xx sipfrag we send
+ * BYE and the call ends with RV_HANGUP_TRANSFERRED. A REFER refused (or a failing sipfrag)
+ * leaves the call up. Returns 0 once sent, -EINVAL (bad URI), -EPROTO (not answered).
+ */
+int rv_call_transfer_blind(struct rv_call *call, const char *target);
+
+/* The far end holds us (last re-INVITE was sendonly/inactive). */
+bool rv_call_on_hold(const struct rv_call *call);
+
+/* Inbound: the INVITE's routing data (NULL for outbound calls). */
+const struct rv_sip_inbound *rv_call_inbound(const struct rv_call *call);
+
+/* REGISTER with a provider, refreshed before expiry, as long as the registration lives. */
+struct rv_sip_reg;
+struct rv_sip_reg_cfg {
+	const char *registrar; /* "sip:host[:port][;transport=tcp]" */
+	const char *aor;       /* address of record, "sip:user@domain" */
+	const char *user, *password;
+	uint32_t expires; /* seconds asked for */
+};
+/* Called on the loop on every outcome: status 200 with the granted expiry, or a failure
+ * status (0: transport error / timeout); libre retries failures on its own schedule. */
+typedef void(rv_sip_reg_h)(int status, uint32_t expires, void *arg);
+/* Returns 0 and sets *out (mem_deref un-registers), or a negative errno. */
+int rv_sip_ua_register(struct rv_sip_ua *ua, const struct rv_sip_reg_cfg *cfg, rv_sip_reg_h *h,
+                       void *arg, struct rv_sip_reg **out);
 
 /* The UDP/TCP port actually bound (useful with port 0). */
 uint16_t rv_sip_ua_port(const struct rv_sip_ua *ua);

@@ -128,3 +128,51 @@ RV_TEST(config_finish_derives_store_url)
 	rv_config_free(&c);
 	rmdir(dir);
 }
+
+RV_TEST(config_trunks_list_sorted_and_checked)
+{
+	struct rv_config c;
+	char err[256] = "";
+	rv_config_defaults(&c);
+	char *p =
+	    write_tmp("trunks:\n  - name: backup\n    host: 10.0.0.2\n    priority: 20\n"
+	              "  - name: main\n    host: sip.example.com\n    transport: tcp\n"
+	              "    username: u\n    password: pw\n    register: 1\n    priority: 5\n");
+	ASSERT(p);
+	int e = rv_config_load_file(&c, p, err, sizeof(err));
+	unlink(p);
+	ASSERT_MSG(e == 0, "%s", err);
+	ASSERT_EQ_INT(c.ntrunks, 2);
+	ASSERT_EQ_INT(rv_config_finish(&c, err, sizeof(err)), 0);
+	ASSERT_EQ_STR(c.trunks[0].name, "main"); /* priority 5 before 20 */
+	ASSERT_EQ_STR(c.trunks[0].transport, "tcp");
+	ASSERT_EQ_INT(c.trunks[0].register_, 1);
+	ASSERT_EQ_STR(c.trunks[1].transport, "udp");
+	ASSERT_EQ_INT(c.trunks[1].expires, 3600);
+	rv_config_free(&c);
+
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+	    {"trunks:\n  - name: a\n    hots: x\n", "unknown trunk key \"hots\""},
+	    {"trunks:\n  - name: a\n    host: h\n    port: 70000\n", "port must be"},
+	    {"trunks:\n  - x\n", "must be a list of mappings"},
+	    {"trunks:\n  - name: a\n    host: h\n    transport: sctp\n", "udp or tcp"},
+	    {"trunks:\n  - name: a\n    host: h\n  - name: a\n    host: g\n", "used twice"},
+	    {"trunks:\n  - host: h\n", "name and host are required"},
+	};
+	for (size_t i = 0; i < RV_ARRAY_LEN(bad); i++) {
+		rv_config_defaults(&c);
+		free(c.data_dir);
+		c.data_dir = rv_xstrdup("/tmp");
+		p = write_tmp(bad[i].yaml);
+		ASSERT(p);
+		err[0] = '\0';
+		e = rv_config_load_file(&c, p, err, sizeof(err));
+		unlink(p);
+		if (e == 0)
+			e = rv_config_finish(&c, err, sizeof(err));
+		rv_config_free(&c);
+		ASSERT_MSG(e != 0 && strstr(err, bad[i].want), "case %zu: %s", i, err);
+	}
+}

@@ -1,0 +1,43 @@
+/*
+ * For media transports only (the RTP stream, the Twilio Media Streams socket): the shared core
+ * of the per-call audio interface. A transport embeds a struct rv_audio, calls
+ * rv_audio_step() once per 20 ms tick with the caller's decoded frame, and sends the agent
+ * frame it gets back. The hooks let the interface's generic calls reach the transport.
+ */
+#ifndef RV_MEDIA_AUDIO_INT_H
+#define RV_MEDIA_AUDIO_INT_H
+
+#include "media/media_audio.h"
+
+struct rv_rec;
+
+struct rv_audio_ops {
+	/* Called after rv_audio_flush() emptied the queue (e.g. Twilio's "clear"); may be NULL. */
+	void (*flushed)(void *arg);
+	/* Send digits out of band; NULL when the transport cannot (then -ENOTSUP). */
+	int (*send_dtmf)(void *arg, const char *digits, uint32_t duration_ms);
+};
+
+struct rv_audio {
+	struct rv_playq *playq;
+	rv_audio_frame_h *frame_h;
+	void *frame_arg;
+	struct rv_rec *rec;
+	const struct rv_audio_ops *ops;
+	void *ops_arg;
+};
+
+/* Set up `a` in place (an empty queue). Returns 0 or -ENOMEM. */
+int rv_audio_init(struct rv_audio *a, const struct rv_audio_ops *ops, void *ops_arg);
+
+/* Release what rv_audio_init and the recording hold; queued items complete as FLUSHED. */
+void rv_audio_fini(struct rv_audio *a);
+
+/*
+ * One 20 ms tick: hand the caller's frame to the frame handler first (so a barge-in flush it
+ * makes silences this very tick), then read the agent's frame (RV_MEDIA_FRAME samples) from
+ * the queue into `agent`, and record both.
+ */
+void rv_audio_step(struct rv_audio *a, const struct rv_audio_frame *caller, int16_t *agent);
+
+#endif
