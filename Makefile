@@ -21,7 +21,7 @@ CXXFLAGS  += -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SAN) -Isrc -MMD -MP
 # flite has no pkg-config file (SPEECH.md).
 FLITE_LIBS := -lflite_cmu_us_rms -lflite_cmu_us_slt -lflite_cmu_us_kal -lflite_cmulex \
               -lflite_usenglish -lflite
-CFLAGS    += -I/usr/include/flite
+CFLAGS    += -isystem /usr/include/flite
 LDLIBS    += $(PKG_LIBS) $(FLITE_LIBS) -lcsv -lphonenumber -lstdc++ -lpthread -lm
 LDFLAGS   += $(SAN)
 
