@@ -33,7 +33,7 @@ GEN_C     := $(BUILD)/gen/rv_migrations.c
 LIB_OBJ   := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o) $(GEN_C:%.c=%.o)
 # Files compiled into the binary as byte arrays (scripts/embed-file.sh): the OpenAPI document
 # and the page that renders it at /api/docs.
-EMBED_C   := $(BUILD)/gen/rv_openapi.c $(BUILD)/gen/rv_docs_html.c
+EMBED_C   := $(BUILD)/gen/rv_openapi.c $(BUILD)/gen/rv_docs_html.c $(BUILD)/gen/rv_intent_model.c
 LIB_OBJ   += $(EMBED_C:%.c=%.o)
 TEST_C    := $(shell find tests/unit -name '*.c' | sort)
 TEST_OBJ  := $(TEST_C:%.c=$(BUILD)/%.o)
@@ -66,6 +66,19 @@ $(BUILD)/gen/rv_openapi.c: src/api/openapi.json scripts/embed-file.sh
 $(BUILD)/gen/rv_docs_html.c: src/api/docs.html scripts/embed-file.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-file.sh $@ rv_docs_html $<
+
+# The built-in intent model is trained at build time from the labelled data in the repository.
+INTENT_DATA := src/nlu/intents.tsv
+$(BUILD)/tools/rv-train-intents: tools/train_intents.c src/nlu/intent.c src/nlu/intent.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) -O2 -g $(WARN) $(DEFS) -Isrc -o $@ tools/train_intents.c src/nlu/intent.c -lm
+
+$(BUILD)/gen/intent_model.bin: $(INTENT_DATA) $(BUILD)/tools/rv-train-intents
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/rv-train-intents $(INTENT_DATA) $@
+
+$(BUILD)/gen/rv_intent_model.c: $(BUILD)/gen/intent_model.bin scripts/embed-file.sh
+	scripts/embed-file.sh $@ rv_intent_model_bin $<
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
