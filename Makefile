@@ -2,7 +2,7 @@
 # Targets: all (default), run, test, asan, bench, fuzz, format, format-check, clean, deps.
 
 PKGS      := jansson libmicrohttpd libjwt libsodium sqlite3 libpq yaml-0.1 \
-             libre speexdsp sndfile spandsp libcurl pocketsphinx espeak-ng
+             libre speexdsp sndfile spandsp libcurl pocketsphinx espeak-ng icu-i18n
 CC        ?= cc
 CXX       ?= c++
 BUILD     ?= build
@@ -120,10 +120,10 @@ fuzz:
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),120)
 
 format:
-	clang-format -i $$(find src tests bench -name '*.[ch]' -o -name '*.cc' | grep -v /corpus/)
+	clang-format -i $$(find src tests bench tools -name '*.[ch]' -o -name '*.cc' | grep -v /corpus/)
 
 format-check:
-	clang-format --dry-run --Werror $$(find src tests bench -name '*.[ch]' -o -name '*.cc' | grep -v /corpus/)
+	clang-format --dry-run --Werror $$(find src tests bench tools -name '*.[ch]' -o -name '*.cc' | grep -v /corpus/)
 
 clean:
 	rm -rf build build-asan build-fuzz
