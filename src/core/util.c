@@ -1,5 +1,6 @@
 #include "core/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,87 @@ char *rv_time_iso(int64_t t, char *buf, size_t len)
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return buf;
+}
+
+/* n decimal digits at *p, advancing it; -1 when they are not there. */
+static int digits(const char **p, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	return v;
+}
+
+int rv_time_parse_iso(const char *s, int64_t *ms)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *p = s;
+	int y = digits(&p, 4);
+	if (y < 0 || *p++ != '-')
+		return -EINVAL;
+	int mo = digits(&p, 2);
+	if (mo < 1 || mo > 12 || *p++ != '-')
+		return -EINVAL;
+	int d = digits(&p, 2);
+	if (d < 1 || d > mdays[mo - 1] || (*p != 'T' && *p != 't' && *p != ' '))
+		return -EINVAL;
+	p++;
+	int h = digits(&p, 2);
+	if (h < 0 || h > 23 || *p++ != ':')
+		return -EINVAL;
+	int mi = digits(&p, 2), sec = 0, frac = 0;
+	if (mi < 0 || mi > 59)
+		return -EINVAL;
+	if (*p == ':') {
+		p++;
+		sec = digits(&p, 2);
+		if (sec < 0 || sec > 60)
+			return -EINVAL;
+		if (*p == '.') {
+			p++;
+			int nd = 0;
+			while (isdigit((unsigned char)*p)) {
+				if (nd < 3)
+					frac = frac * 10 + (*p - '0');
+				nd++;
+				p++;
+			}
+			if (nd == 0)
+				return -EINVAL;
+			for (; nd < 3; nd++)
+				frac *= 10;
+		}
+	}
+	int off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p++ == '-' ? -1 : 1;
+		int oh = digits(&p, 2);
+		if (oh < 0 || oh > 18 || *p++ != ':')
+			return -EINVAL;
+		int om = digits(&p, 2);
+		if (om < 0 || om > 59)
+			return -EINVAL;
+		off = sign * (oh * 60 + om);
+	} else {
+		return -EINVAL;
+	}
+	if (*p != '\0' || (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)))
+		return -EINVAL;
+	/* Days since the epoch of the civil date (proleptic Gregorian). */
+	int yy = y - (mo <= 2);
+	int era = (yy >= 0 ? yy : yy - 399) / 400;
+	int yoe = yy - era * 400;
+	int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	int64_t days = (int64_t)era * 146097 + doe - 719468;
+	*ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)off * 60) * 1000 + frac;
+	return 0;
 }
 
 uint64_t rv_time_mono_ns(void)

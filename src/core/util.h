@@ -21,6 +21,12 @@ char *rv_time_iso(int64_t t, char *buf, size_t len);
 uint64_t rv_time_mono_ns(void);
 
 /*
+ * Parse an ISO 8601 date-time with an offset: "YYYY-MM-DDTHH:MM[:SS[.fff]](Z|+HH:MM|-HH:MM)"
+ * (a space may replace the T). Returns 0 and sets *ms (Unix milliseconds), or -EINVAL.
+ */
+int rv_time_parse_iso(const char *s, int64_t *ms);
+
+/*
  * Parse a base-10 integer that must fill the whole string and lie in [min, max].
  * Returns 0 and sets *out, or -EINVAL / -ERANGE.
  */

@@ -60,3 +60,27 @@ RV_TEST(util_utf8_scrub)
 	ASSERT_EQ_INT(rv_utf8_scrub(c), 2);
 	ASSERT_EQ_STR(c, "cut ??");
 }
+
+RV_TEST(util_time_parse_iso)
+{
+	int64_t ms = 0;
+	ASSERT_OK(rv_time_parse_iso("2026-11-22T10:00:00-05:00", &ms));
+	ASSERT(ms == 1795359600000LL);
+	ASSERT_OK(rv_time_parse_iso("2026-11-22T15:00:00Z", &ms));
+	ASSERT(ms == 1795359600000LL);
+	ASSERT_OK(rv_time_parse_iso("2026-11-22 15:00:00.250Z", &ms));
+	ASSERT(ms == 1795359600250LL);
+	ASSERT_OK(rv_time_parse_iso("1970-01-01T05:30+05:30", &ms));
+	ASSERT(ms == 0);
+	static const char *const bad[] = {"",
+	                                  "2026-11-22",
+	                                  "2026-11-22T10:00:00",
+	                                  "2026-13-01T00:00Z",
+	                                  "2026-02-29T00:00Z",
+	                                  "2026-11-22T24:00Z",
+	                                  "2026-11-22T10:00:00+5:00",
+	                                  "2026-11-22T10:00:00Zjunk",
+	                                  "2026-11-22T10:00:00."};
+	for (size_t i = 0; i < RV_ARRAY_LEN(bad); i++)
+		ASSERT_MSG(rv_time_parse_iso(bad[i], &ms) == -EINVAL, "accepted \"%s\"", bad[i]);
+}
