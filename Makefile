@@ -33,7 +33,9 @@ GEN_C     := $(BUILD)/gen/rv_migrations.c
 LIB_OBJ   := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o) $(GEN_C:%.c=%.o)
 # Files compiled into the binary as byte arrays (scripts/embed-file.sh): the OpenAPI document
 # and the page that renders it at /api/docs.
-EMBED_C   := $(BUILD)/gen/rv_openapi.c $(BUILD)/gen/rv_docs_html.c $(BUILD)/gen/rv_intent_model.c
+FLOWS     := $(sort $(wildcard src/dialog/flows/*.json))
+EMBED_C   := $(BUILD)/gen/rv_openapi.c $(BUILD)/gen/rv_docs_html.c $(BUILD)/gen/rv_intent_model.c \
+             $(FLOWS:src/dialog/flows/%.json=$(BUILD)/gen/rv_flow_%.c)
 LIB_OBJ   += $(EMBED_C:%.c=%.o)
 TEST_C    := $(shell find tests/unit -name '*.c' | sort)
 TEST_OBJ  := $(TEST_C:%.c=$(BUILD)/%.o)
@@ -79,6 +81,11 @@ $(BUILD)/gen/intent_model.bin: $(INTENT_DATA) $(BUILD)/tools/rv-train-intents
 
 $(BUILD)/gen/rv_intent_model.c: $(BUILD)/gen/intent_model.bin scripts/embed-file.sh
 	scripts/embed-file.sh $@ rv_intent_model_bin $<
+
+# The example flows (src/dialog/flows/NAME.json) as rv_flow_NAME_json.
+$(BUILD)/gen/rv_flow_%.c: src/dialog/flows/%.json scripts/embed-file.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-file.sh $@ rv_flow_$*_json $<
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
