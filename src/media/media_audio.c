@@ -1,6 +1,7 @@
 /* The transport-independent core of the per-call audio interface: see media_audio_int.h. */
 #include <errno.h>
 #include <re.h>
+#include <string.h>
 
 #include "media/media_audio_int.h"
 #include "media/media_rec.h"
@@ -11,8 +12,47 @@ int rv_audio_init(struct rv_audio *a, const struct rv_audio_ops *ops, void *ops_
 	return rv_playq_alloc(&a->playq);
 }
 
+/*
+ * One direction of a bridge: whole 20 ms frames of the other leg's caller audio, oldest first.
+ * The two legs tick on their own 20 ms clocks with unrelated phases, so a frame may wait up to
+ * one tick; a stalled or bursting leg is absorbed by dropping the oldest frames (delay stays
+ * within RV_AUDIO_BRIDGE_MAX_MS) or by a silent frame when none is waiting.
+ */
+#define BRIDGE_FRAMES (RV_AUDIO_BRIDGE_MAX_MS / RV_MEDIA_PTIME_MS)
+
+struct rv_audio_fifo {
+	int16_t s[BRIDGE_FRAMES][RV_MEDIA_FRAME];
+	unsigned head, n;
+};
+
+static void fifo_push(struct rv_audio *to, const int16_t *frame)
+{
+	struct rv_audio_fifo *f = to->bridge_in;
+	if (f->n == BRIDGE_FRAMES) {
+		f->head = (f->head + 1) % BRIDGE_FRAMES;
+		f->n--;
+		to->bridge_dropped++;
+	}
+	memcpy(f->s[(f->head + f->n) % BRIDGE_FRAMES], frame, sizeof(f->s[0]));
+	f->n++;
+}
+
+static void fifo_pop(struct rv_audio *a, int16_t *frame)
+{
+	struct rv_audio_fifo *f = a->bridge_in;
+	if (f->n == 0) {
+		memset(frame, 0, sizeof(f->s[0]));
+		a->bridge_underruns++;
+		return;
+	}
+	memcpy(frame, f->s[f->head], sizeof(f->s[0]));
+	f->head = (f->head + 1) % BRIDGE_FRAMES;
+	f->n--;
+}
+
 void rv_audio_fini(struct rv_audio *a)
 {
+	rv_audio_unbridge(a);
 	rv_audio_record_stop(a);
 	a->playq = mem_deref(a->playq);
 	a->frame_h = NULL;
@@ -22,7 +62,13 @@ void rv_audio_step(struct rv_audio *a, const struct rv_audio_frame *caller, int1
 {
 	if (a->frame_h)
 		a->frame_h(caller, a->frame_arg);
-	rv_playq_read(a->playq, agent, RV_MEDIA_FRAME);
+	/* Checked after the handler: it may have bridged, unbridged or ended the other leg. */
+	if (a->bridge) {
+		fifo_push(a->bridge, caller->samples);
+		fifo_pop(a, agent);
+	} else {
+		rv_playq_read(a->playq, agent, RV_MEDIA_FRAME);
+	}
 	if (a->rec)
 		rv_rec_write(a->rec, caller->samples, agent, RV_MEDIA_FRAME);
 }
@@ -58,6 +104,37 @@ int rv_audio_send_dtmf(struct rv_audio *a, const char *digits, uint32_t duration
 	if (!a->ops || !a->ops->send_dtmf)
 		return -ENOTSUP;
 	return a->ops->send_dtmf(a->ops_arg, digits, duration_ms ? duration_ms : 100);
+}
+
+int rv_audio_bridge(struct rv_audio *a, struct rv_audio *b)
+{
+	if (!a || !b || a == b)
+		return -EINVAL;
+	if (a->bridge || b->bridge)
+		return -EALREADY;
+	struct rv_audio_fifo *fa = mem_zalloc(sizeof(*fa), NULL);
+	struct rv_audio_fifo *fb = mem_zalloc(sizeof(*fb), NULL);
+	if (!fa || !fb) {
+		mem_deref(fa);
+		mem_deref(fb);
+		return -ENOMEM;
+	}
+	a->bridge_in = fa;
+	b->bridge_in = fb;
+	a->bridge = b;
+	b->bridge = a;
+	return 0;
+}
+
+void rv_audio_unbridge(struct rv_audio *a)
+{
+	struct rv_audio *b = a ? a->bridge : NULL;
+	if (!b)
+		return;
+	a->bridge_in = mem_deref(a->bridge_in);
+	b->bridge_in = mem_deref(b->bridge_in);
+	a->bridge = NULL;
+	b->bridge = NULL;
 }
 
 int rv_audio_record(struct rv_audio *a, const char *path)

@@ -50,17 +50,21 @@ void rv_audio_flush(struct rv_audio *a);
 
 /*
  * Send DTMF digits ('0'-'9', '*', '#', 'A'-'D') to the far end, each lasting duration_ms (0:
- * 100 ms), out of band (RFC 4733 on RTP). Returns 0 once queued, -EINVAL for a bad digit,
- * -ENOTSUP when the transport cannot send digits (no telephone-event negotiated).
+ * 100 ms; clamped to 40..8000 ms), 100 ms apart, out of band (RFC 4733 on RTP; the event
+ * packets replace the audio packets while a digit is sent). On RTP without a negotiated
+ * telephone-event the digits go in-band as tones instead. All or nothing: returns 0 once
+ * queued, -EINVAL for an empty string or a bad digit, -E2BIG beyond 64 waiting digits,
+ * -ENOTSUP when the transport cannot send digits at all.
  */
 int rv_audio_send_dtmf(struct rv_audio *a, const char *digits, uint32_t duration_ms);
 
 /*
  * Bridge two calls (a transfer to a human): from the next tick each side hears the other's
- * caller audio (a short FIFO absorbs the two legs' unaligned clocks) instead of its own
- * playback queue, and recordings keep running. Returns 0, -EALREADY if either is bridged.
+ * caller audio (a FIFO of at most 60 ms per direction absorbs the two legs' unaligned
+ * clocks) instead of its own playback queue, and recordings keep running.
  * rv_audio_unbridge() (on either side, or when either side's media ends) returns both to
- * their own queues.
+ * their own queues (items queued meanwhile play then). Returns 0, -EINVAL (a == b),
+ * -EALREADY if either is bridged, -ENOMEM.
  */
 int rv_audio_bridge(struct rv_audio *a, struct rv_audio *b);
 void rv_audio_unbridge(struct rv_audio *a);

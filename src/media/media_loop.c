@@ -4,6 +4,7 @@
 #include <re.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/log.h"
 #include "media/media_loop.h"
@@ -37,10 +38,27 @@ static void cmd_h(int id, void *data, void *arg)
 		re_cancel();
 }
 
+/*
+ * libre indexes its handler table by descriptor number and sizes it at FD_SETSIZE (1024) unless
+ * told otherwise before the first fd_listen; a call holds three descriptors (RTP, RTCP and the
+ * recording's file), so past ~330 calls every new socket failed with EMFILE. Size the table to
+ * the process's descriptor limit instead (at most 65536 entries, about 3 MiB).
+ */
+static int size_fd_table(void)
+{
+	struct rlimit rl;
+	rlim_t n = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > n)
+		n = rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur; /* RLIM_INFINITY too */
+	return fd_setsize((int)n);
+}
+
 static void *loop_main(void *arg)
 {
 	struct rv_media_loop *loop = arg;
 	int err = libre_init();
+	if (!err)
+		err = size_fd_table();
 	if (!err)
 		err = mqueue_alloc(&loop->mq, cmd_h, loop);
 	if (!err && loop->init)

@@ -131,3 +131,11 @@ bool rv_playq_idle(const struct rv_playq *q)
 {
 	return !q || list_isempty(&q->items);
 }
+
+uint32_t rv_playq_head_id(const struct rv_playq *q)
+{
+	if (!q || list_isempty(&q->items))
+		return 0;
+	const struct play_item *it = list_ledata(list_head(&q->items));
+	return it->id;
+}

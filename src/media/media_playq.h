@@ -59,4 +59,11 @@ void rv_playq_flush(struct rv_playq *q);
 size_t rv_playq_pending(const struct rv_playq *q);
 bool rv_playq_idle(const struct rv_playq *q);
 
+/*
+ * Id of the item now playing (the head of the queue), 0 when idle. Ids rise in push order, so
+ * a transport that reads it before and after rv_playq_read() knows which items finished in
+ * that frame (the Twilio socket sends a mark per item).
+ */
+uint32_t rv_playq_head_id(const struct rv_playq *q);
+
 #endif
