@@ -11,7 +11,7 @@ build_pkgs=(build-essential pkg-config libjansson-dev libmicrohttpd-dev libjwt-d
 	libre-dev libspeexdsp-dev libsndfile1-dev libspandsp-dev libcurl4-openssl-dev
 	libpocketsphinx-dev pocketsphinx-en-us flite1-dev libespeak-ng-dev libicu-dev)
 test_pkgs=(python3 sqlite3 ca-certificates postgresql util-linux sip-tester sox clang-format
-	baresip baresip-core espeak-ng)
+	baresip baresip-core espeak-ng flite)
 extra_pkgs=()
 for a in "$@"; do
 	case $a in

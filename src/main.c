@@ -17,13 +17,16 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "sip/sip_cli.h"
+#include "speech/tts_cli.h"
 #include "store/store.h"
+#include "tel/tel.h"
+#include "twilio/twilio.h"
 
 static const char usage[] =
     "usage: revovoice COMMAND [OPTIONS]\n"
     "\n"
     "commands:\n"
-    "  serve                        run the daemon (API, dashboard)\n"
+    "  serve                        run the daemon (API, dashboard, telephony)\n"
     "  migrate                      apply database migrations and exit\n"
     "  user add --email E --role R [--password P | --password-stdin] [--name N]\n"
     "                               create a user (roles: viewer supervisor manager admin)\n"
@@ -133,6 +136,7 @@ static int open_app(struct rv_config *cfg, struct rv_app **app)
 static int cmd_serve(struct rv_app *app)
 {
 	struct rv_http *http = NULL;
+	struct rv_twilio *twilio = NULL;
 	sigset_t set;
 	int sig = 0, ret = 1;
 
@@ -145,6 +149,17 @@ static int cmd_serve(struct rv_app *app)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Telephony first, so the API never sees a half-started media plane. */
+	char terr[1024] = "";
+	if (rv_tel_start(app, NULL, &app->tel, terr, sizeof(terr)) != 0) {
+		fprintf(stderr, "revovoice: %s\n", terr);
+		rv_logf(RV_LOG_ERROR, "main", "%s", terr);
+		goto out;
+	}
+	if (rv_twilio_start(app, app->tel, &twilio) != 0) {
+		fprintf(stderr, "revovoice: cannot start the Twilio channel (see the log)\n");
+		goto out;
+	}
 	if (rv_http_new(app, &http) != 0)
 		goto out;
 	rv_api_register_all(http);
@@ -174,6 +189,11 @@ static int cmd_serve(struct rv_app *app)
 out:
 	if (http)
 		rv_http_free(http);
+	/* After the API has stopped (no handler can reach it), before the store closes: live
+	 * calls are hung up and their rows written. */
+	rv_twilio_stop(twilio); /* needs the media loop: before rv_tel_stop */
+	rv_tel_stop(app->tel);
+	app->tel = NULL;
 	rv_logf(RV_LOG_INFO, "main", "stopped");
 	return ret;
 }
@@ -225,6 +245,8 @@ int main(int argc, char **argv)
 		return rv_sip_cli_answer(argc, argv);
 	if (strcmp(cmd, "call") == 0)
 		return rv_sip_cli_call(argc, argv);
+	if (strcmp(cmd, "say") == 0)
+		return rv_tts_cli_say(argc, argv);
 	if (take_global_opts(&argc, argv, &o) != 0)
 		return 2;
 

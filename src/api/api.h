@@ -14,7 +14,11 @@ extern const struct rv_route rv_api_resources_routes[]; /* api_resources.c: CRUD
 extern const size_t rv_api_resources_routes_len;
 extern const struct rv_route rv_api_import_routes[]; /* api_import.c: CSV lead import */
 extern const size_t rv_api_import_routes_len;
+extern const struct rv_route rv_api_tel_routes[]; /* api_tel.c: call control */
+extern const size_t rv_api_tel_routes_len;
 extern const struct rv_route rv_api_docs_routes[]; /* api_docs.c: OpenAPI document, docs page */
 extern const size_t rv_api_docs_routes_len;
+extern const struct rv_route rv_api_voice_routes[]; /* api_voice.c: understanding, dialog */
+extern const size_t rv_api_voice_routes_len;
 
 #endif

@@ -19,6 +19,7 @@
 #include "core/phone.h"
 #include "core/util.h"
 #include "store/store.h"
+#include "tel/tel.h"
 
 #define COMP "api"
 #define RW   (RV_RES_F_CREATE | RV_RES_F_UPDATE)
@@ -364,6 +365,7 @@ static const struct rv_res_field campaign_fields[] = {
     {"recording_policy", RV_RES_TEXT, RW, recording_policies, 0, 0, NULL},
     {"require_consent", RV_RES_BOOL, RW, NULL, 0, 0, NULL},
     {"settings", RV_RES_OBJECT, RW, NULL, 0, 64 * 1024, NULL},
+    {"inbound_numbers", RV_RES_TEXT, RW, NULL, 0, 2000, NULL},
     {"created_by", RV_RES_INT, 0, NULL, 0, 0, NULL},
 };
 
@@ -401,6 +403,132 @@ static int campaign_move_ok(const char *from, const char *to, json_t **allowed)
 	}
 	*allowed = json_array();
 	return -EPERM;
+}
+
+#define INBOUND_MAX 64 /* entries in one campaign's inbound_numbers */
+
+/* A SIP user name that routes a call: a letter first, then letters, digits, '.', '_', '-'. */
+static int sip_user_token(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * inbound_numbers: normalise each entry (E.164 with the campaign's region, or a SIP user
+ * name), drop blanks and repeats, and refuse an entry another campaign already claims (409):
+ * one number must route to one campaign.
+ */
+static int campaign_inbound(struct rv_res_op *op)
+{
+	static const char sql[] = "SELECT id, inbound_numbers FROM campaigns "
+	                          "WHERE inbound_numbers <> '' AND id <> $1";
+	const char *in = json_string_value(json_object_get(op->vals, "inbound_numbers"));
+	const char *region = str_of(rv_res_value(op, "default_country"), "US");
+	char out[2200] = "", item[80];
+	size_t nitems = 0, olen = 0;
+	struct rv_rows *rows = NULL;
+	int err;
+
+	if (!in)
+		return 0;
+	for (const char *p = in; *p;) {
+		size_t n = strcspn(p, ",");
+		const char *a = p;
+		p += n;
+		if (*p == ',')
+			p++;
+		while (n && (*a == ' ' || *a == '\t'))
+			a++, n--;
+		while (n && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+			n--;
+		if (n == 0)
+			continue;
+		if (n >= sizeof(item))
+			return rv_res_fail_field(op->resp, "campaigns", "inbound_numbers",
+			                         "an entry is too long");
+		memcpy(item, a, n);
+		item[n] = '\0';
+		char norm[64];
+		if (item[0] == '+' || (item[0] >= '0' && item[0] <= '9') || item[0] == '(') {
+			const char *why = "not a phone number";
+			if (rv_phone_e164(item, region, norm, sizeof(norm), &why) != 0) {
+				rv_http_reply_error(op->resp, 400, "invalid_field",
+				                    json_pack("{s:s,s:s,s:s}", "field",
+				                              "inbound_numbers", "entry", item,
+				                              "reason", why),
+				                    "inbound_numbers: %s: %s", item, why);
+				return -EINVAL;
+			}
+		} else if (sip_user_token(item, n)) {
+			rv_strlcpy(norm, item, sizeof(norm));
+		} else {
+			rv_http_reply_error(
+			    op->resp, 400, "invalid_field",
+			    json_pack("{s:s,s:s,s:s}", "field", "inbound_numbers", "entry", item,
+			              "reason", "neither a phone number nor a SIP user name"),
+			    "inbound_numbers: %s is neither a phone number nor a SIP "
+			    "user name",
+			    item);
+			return -EINVAL;
+		}
+		/* Repeats in the list are folded, not refused. */
+		char probe[80];
+		snprintf(probe, sizeof(probe), ",%s,", norm);
+		char wrapped[2300];
+		snprintf(wrapped, sizeof(wrapped), ",%s,", out);
+		if (strstr(wrapped, probe))
+			continue;
+		if (++nitems > INBOUND_MAX)
+			return rv_res_fail_field(op->resp, "campaigns", "inbound_numbers",
+			                         "at most 64 entries");
+		olen +=
+		    (size_t)snprintf(out + olen, sizeof(out) - olen, "%s%s", olen ? "," : "", norm);
+	}
+	json_object_set_new(op->vals, "inbound_numbers", json_string(out));
+	if (!out[0])
+		return 0;
+
+	struct rv_val p[1] = {RV_VINT(op->id)};
+	err = rv_db_exec(op->db, sql, p, 1, &rows, NULL);
+	if (err)
+		return rv_res_store_fail(op->resp, err, "campaigns", NULL);
+	for (size_t i = 0; i < rows->nrows; i++) {
+		const struct rv_val *v = rv_rows_at(rows, i, 1);
+		if (v->type != RV_VAL_TEXT)
+			continue;
+		char theirs[2300];
+		snprintf(theirs, sizeof(theirs), ",%s,", v->s);
+		for (const char *q = out; *q;) {
+			size_t n = strcspn(q, ",");
+			char probe[80];
+			snprintf(probe, sizeof(probe), ",%.*s,", (int)n, q);
+			if (strstr(theirs, probe)) {
+				int64_t other = val_i64(rv_rows_at(rows, i, 0));
+				probe[strlen(probe) - 1] = '\0';
+				json_t *det =
+				    json_pack("{s:s,s:s,s:I}", "field", "inbound_numbers", "entry",
+				              probe + 1, "campaign_id", (json_int_t)other);
+				rv_rows_free(rows);
+				return rv_res_fail(op, 409, "conflict", det,
+				                   "%s already routes to campaign %" PRId64,
+				                   json_string_value(json_object_get(det, "entry")),
+				                   other);
+			}
+			q += n;
+			if (*q == ',')
+				q++;
+		}
+	}
+	rv_rows_free(rows);
+	return 0;
 }
 
 static int campaigns_in_tx(struct rv_res_op *op)
@@ -454,6 +582,8 @@ static int campaigns_in_tx(struct rv_res_op *op)
 		if (normalise_phone(op, "caller_id", region) != 0)
 			return -EINVAL;
 	}
+	if (campaign_inbound(op) != 0)
+		return -EINVAL;
 	if (op->action == RV_RES_CREATE && op->req->who.user_id > 0)
 		json_object_set_new(op->vals, "created_by", json_integer(op->req->who.user_id));
 	return 0;
@@ -916,7 +1046,31 @@ out:
 #define RES_CRUD(r) RES_READ(r) RES_CREATE(r) RES_PATCH(r) RES_DELETE(r)
 
 RES_CRUD(users)
-RES_CRUD(campaigns)
+RES_READ(campaigns)
+
+/* Campaign writes change inbound routing: the telephony snapshot is rebuilt after the commit
+ * (the engine has committed when these return), so it never reads the old rows. */
+static void campaigns_create(struct rv_app *a, struct rv_http_req *q, struct rv_http_resp *s)
+{
+	rv_res_create(a, q, s, &campaigns_res);
+	if (s->status < 300)
+		rv_tel_routes_changed(a->tel);
+}
+
+static void campaigns_patch(struct rv_app *a, struct rv_http_req *q, struct rv_http_resp *s)
+{
+	rv_res_patch(a, q, s, &campaigns_res);
+	if (s->status < 300)
+		rv_tel_routes_changed(a->tel);
+}
+
+static void campaigns_delete(struct rv_app *a, struct rv_http_req *q, struct rv_http_resp *s)
+{
+	rv_res_delete(a, q, s, &campaigns_res);
+	if (s->status < 300)
+		rv_tel_routes_changed(a->tel);
+}
+
 RES_CRUD(leads)
 RES_READ(calls)
 RES_READ(dnc)

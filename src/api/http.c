@@ -82,7 +82,8 @@ struct conn_state {
 	uint64_t t0;
 	size_t cap;
 	uint64_t discarded;
-	char *raw; /* the path as sent, without the query */
+	char *raw;   /* the path as sent, without the query */
+	char *query; /* the raw query, inside raw's buffer after the path; NULL: none */
 	char *scratch;
 	size_t raw_alloc;
 	char *body;
@@ -736,10 +737,20 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	cs->t0 = rv_time_mono_ns();
 
 	size_t len = strcspn(uri ? uri : "", "?#");
+	/* The raw query rides in the same buffer, after the path's NUL. */
+	const char *q = uri && uri[len] == '?' ? uri + len + 1 : NULL;
+	size_t qlen = q ? strcspn(q, "#") : 0;
 	if (len > MAX_PATH_LEN)
 		len = 0; /* routes nowhere: a 404 */
-	if (len + 1 > cs->raw_alloc) {
-		size_t want = len + 1 < 256 ? 256 : len + 1;
+	/* MHD's header limit stops far longer ones anyway. */
+	if (qlen > MAX_PATH_LEN) {
+		q = NULL;
+		qlen = 0;
+	}
+	size_t need = len + 1 + (q ? qlen + 1 : 0);
+	cs->query = NULL;
+	if (need > cs->raw_alloc) {
+		size_t want = need < 256 ? 256 : need;
 		char *raw = realloc(cs->raw, want), *scratch = NULL;
 		if (raw) {
 			cs->raw = raw;
@@ -756,6 +767,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	}
 	memcpy(cs->raw, uri, len);
 	cs->raw[len] = '\0';
+	if (q) {
+		cs->query = cs->raw + len + 1;
+		memcpy(cs->query, q, qlen);
+		cs->query[qlen] = '\0';
+	}
 	return cs;
 }
 
@@ -772,6 +788,7 @@ static enum MHD_Result begin_request(struct conn_state *cs, struct MHD_Connectio
 	atomic_fetch_add(&h->inflight, 1);
 	cs->req.method = method;
 	cs->req.path = cs->raw;
+	cs->req.query = cs->query;
 	cs->req.conn = conn;
 	rv_strlcpy(cs->req.client_ip, cs->client_ip, sizeof(cs->req.client_ip));
 

@@ -22,6 +22,9 @@ struct MHD_Connection;
 struct rv_http_req {
 	const char *method; /* "GET", "POST", ... */
 	const char *path;   /* URL path without the query */
+	const char *query;  /* the raw query string as sent (after '?', before '#', still
+	                     * percent-encoded), NULL when the URL has none; for signatures
+	                     * computed over the exact URL (Twilio's X-Twilio-Signature) */
 	const char *route;  /* the pattern that matched, e.g. "/api/campaigns/{id}" */
 	const char *params[RV_HTTP_MAX_PARAMS]; /* values of the {name} segments, in order */
 	size_t nparams;

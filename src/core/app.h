@@ -11,6 +11,7 @@
 
 struct rv_store;
 struct rv_ratelimit;
+struct rv_tel;
 
 struct rv_app {
 	struct rv_config *cfg;     /* borrowed from main */
@@ -19,6 +20,7 @@ struct rv_app {
 	unsigned char jwt_key[64]; /* HS256 key bytes */
 	size_t jwt_key_len;
 	int64_t started_at; /* unix seconds */
+	struct rv_tel *tel; /* telephony service (serve only; owned by main); NULL elsewhere */
 };
 
 /*

@@ -62,6 +62,13 @@ static const struct field fields[] = {
 	S("twilio.public_url", twilio_public),
 	S("twilio.stream_listen", twilio_stream),
 	I("twilio.validate_signature", twilio_validate, 0, 1),
+	I("speech.workers", speech_workers, 1, 64),
+	S("speech.voice", speech_voice),
+	S("speech.stt", speech_stt),
+	S("speech.stt_url", speech_stt_url),
+	SECRET("speech.stt_key", speech_stt_key),
+	I("speech.end_silence_ms", speech_end_ms, 100, 10000),
+	I("speech.agent", speech_agent, 0, 1),
 };
 
 /* The keys of one `trunks:` entry. */
@@ -125,6 +132,13 @@ void rv_config_defaults(struct rv_config *cfg)
 	set_str(&cfg->twilio_public, "");
 	set_str(&cfg->twilio_stream, "127.0.0.1:8081");
 	cfg->twilio_validate = 1;
+	cfg->speech_workers = 2;
+	set_str(&cfg->speech_voice, "flite:rms");
+	set_str(&cfg->speech_stt, "sphinx");
+	set_str(&cfg->speech_stt_url, "");
+	set_str(&cfg->speech_stt_key, "");
+	cfg->speech_end_ms = 700;
+	cfg->speech_agent = 1;
 }
 
 static void trunk_defaults(struct rv_trunk_cfg *t)

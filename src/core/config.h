@@ -64,6 +64,13 @@ struct rv_config {
 	char *twilio_public;   /* twilio.public_url: our public https base URL as Twilio sees it */
 	char *twilio_stream;   /* twilio.stream_listen: HOST:PORT of the Media Streams WebSocket */
 	int twilio_validate;   /* twilio.validate_signature: 1 checks X-Twilio-Signature */
+	int speech_workers;    /* speech.workers: threads running VAD, STT, TTS and dialog */
+	char *speech_voice;    /* speech.voice: "engine:voice" when a campaign names none */
+	char *speech_stt;      /* speech.stt: sphinx | openai | deepgram */
+	char *speech_stt_url;  /* speech.stt_url: base URL of a cloud STT provider */
+	char *speech_stt_key;  /* speech.stt_key (secret): its API key */
+	int speech_end_ms;     /* speech.end_silence_ms: silence that ends a caller's turn */
+	int speech_agent; /* speech.agent: 1 runs the voice agent on calls, 0 the prompt player */
 	struct rv_trunk_cfg *trunks; /* trunks: from the file, sorted by priority */
 	size_t ntrunks;
 };

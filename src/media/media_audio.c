@@ -67,10 +67,27 @@ void rv_audio_step(struct rv_audio *a, const struct rv_audio_frame *caller, int1
 		fifo_push(a->bridge, caller->samples);
 		fifo_pop(a, agent);
 	} else {
+		uint32_t head = rv_playq_head_id(a->playq);
 		rv_playq_read(a->playq, agent, RV_MEDIA_FRAME);
+		/* An item started this tick: it was at the head and had not been before. */
+		if (head && head != a->last_head && a->start_h)
+			a->start_h(head, a->start_arg);
+		a->last_head = head;
 	}
+	memcpy(a->last_agent, agent, sizeof(a->last_agent));
 	if (a->rec)
 		rv_rec_write(a->rec, caller->samples, agent, RV_MEDIA_FRAME);
+}
+
+void rv_audio_set_start_handler(struct rv_audio *a, rv_audio_start_h *h, void *arg)
+{
+	a->start_h = h;
+	a->start_arg = arg;
+}
+
+const int16_t *rv_audio_last_played(const struct rv_audio *a)
+{
+	return a->last_agent;
 }
 
 void rv_audio_set_frame_handler(struct rv_audio *a, rv_audio_frame_h *h, void *arg)

@@ -45,6 +45,20 @@ void rv_audio_set_frame_handler(struct rv_audio *a, rv_audio_frame_h *h, void *a
 int rv_audio_play(struct rv_audio *a, struct rv_pcm *pcm, rv_play_done_h *done_h, void *arg,
                   uint32_t *idp);
 
+/*
+ * Called on the loop when the first samples of queued item `id` go out in a tick: the moment
+ * the caller starts hearing it (latency marks). h NULL clears it.
+ */
+typedef void(rv_audio_start_h)(uint32_t id, void *arg);
+void rv_audio_set_start_handler(struct rv_audio *a, rv_audio_start_h *h, void *arg);
+
+/*
+ * The agent audio sent in the last tick (RV_MEDIA_FRAME samples at 16 kHz, silence before the
+ * first): the echo reference for a VAD that runs on the caller frame of the next tick.
+ * Borrowed; valid until the next tick.
+ */
+const int16_t *rv_audio_last_played(const struct rv_audio *a);
+
 /* Drop everything queued; silence from the next frame. See rv_playq_flush(). */
 void rv_audio_flush(struct rv_audio *a);
 

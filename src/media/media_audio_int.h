@@ -31,6 +31,12 @@ struct rv_audio {
 	struct rv_audio_fifo *bridge_in;
 	uint64_t bridge_underruns; /* ticks that found no frame from the other leg: silence */
 	uint64_t bridge_dropped;   /* frames dropped to keep the bridge's delay bounded */
+	/* What the last tick sent the caller (the echo reference for the VAD), and the queue
+	 * item then at the head, to report when a new item starts going out. */
+	int16_t last_agent[RV_MEDIA_FRAME];
+	uint32_t last_head;
+	rv_audio_start_h *start_h;
+	void *start_arg;
 };
 
 /* Most audio a bridge holds per direction; older frames are dropped beyond it. */

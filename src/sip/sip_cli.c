@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -28,6 +29,7 @@ struct cli {
 	struct rv_sip_ua_cfg cfg;
 	const char *record_dir;
 	bool keep_open;
+	bool quiet; /* only the listening, hangup and signal lines */
 	int64_t calls, max_seconds;
 	struct rv_pcm *prompt; /* handed to the loop once it starts */
 	struct rv_sip_ua *ua;  /* loop-thread only */
@@ -37,21 +39,29 @@ struct cli {
 	int failed;
 };
 
-/* Per-call state of the flow, owned by the call's user slot. */
+/*
+ * Per-call state of the flow. References: the call's user slot (dropped at HANGUP) and the
+ * queued prompt (dropped in prompt_done_h). The prompt can report after HANGUP, when the call's
+ * media is released, so `call` is cleared at HANGUP and the callbacks check it.
+ */
 struct cli_call {
 	struct cli *cli;
-	struct rv_call *call;
+	struct rv_call *call; /* NULL once the call has hung up */
+	char call_id[256];
 	struct tmr hangup_tmr, max_tmr;
+	uint64_t t_answer; /* tmr_jiffies() at the answer, 0 before */
 	char rec_path[1024];
 };
 
 static const char usage[] =
     "usage: revovoice answer --sip HOST:PORT --play FILE.wav [--record-dir DIR] [--calls N]\n"
     "                        [--ring-ms MS] [--rtp-ports LO-HI] [--keep-open]\n"
-    "                        [--max-seconds S]\n"
+    "                        [--max-seconds S] [--max-calls N] [--quiet]\n"
     "Answers inbound calls, plays FILE.wav, records both sides (caller left, agent right)\n"
     "to DIR/<call-id>.wav and hangs up when the prompt has played (with --keep-open: waits\n"
-    "for the caller to hang up). Exits after N calls (default 1; 0 = until SIGTERM).\n";
+    "for the caller to hang up). Exits after N calls (default 1; 0 = until SIGTERM).\n"
+    "--max-calls: concurrent calls before 486 Busy Here (default 100). --quiet: print only\n"
+    "the listening and hangup lines (for load tests).\n";
 
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void out(const char *fmt, ...)
@@ -74,17 +84,19 @@ static void cli_call_destructor(void *arg)
 static void hangup_tmr_h(void *arg)
 {
 	struct cli_call *cc = arg;
-	rv_call_hangup(cc->call);
+	if (cc->call)
+		rv_call_hangup(cc->call);
 }
 
 static void prompt_done_h(uint32_t id, enum rv_play_end how, size_t played, size_t total, void *arg)
 {
 	struct cli_call *cc = arg;
-	out("prompt-done call_id=%s id=%u how=%s played_ms=%zu total_ms=%zu\n",
-	    rv_call_id(cc->call), id, how == RV_PLAY_DONE ? "done" : "flushed", played / 16,
-	    total / 16);
-	if (how == RV_PLAY_DONE && !cc->cli->keep_open)
+	if (!cc->cli->quiet)
+		out("prompt-done call_id=%s id=%u how=%s played_ms=%zu total_ms=%zu\n", cc->call_id,
+		    id, how == RV_PLAY_DONE ? "done" : "flushed", played / 16, total / 16);
+	if (how == RV_PLAY_DONE && !cc->cli->keep_open && cc->call)
 		tmr_start(&cc->hangup_tmr, LINGER_MS, hangup_tmr_h, cc);
+	mem_deref(cc); /* the prompt's reference */
 }
 
 static void safe_name(const char *in, char *buf, size_t len)
@@ -113,8 +125,9 @@ static void on_answered(struct cli_call *cc)
 			cc->rec_path[0] = '\0';
 		}
 	}
-	int err = rv_audio_play(a, cli->prompt, prompt_done_h, cc, NULL);
+	int err = rv_audio_play(a, cli->prompt, prompt_done_h, mem_ref(cc), NULL);
 	if (err) {
+		mem_deref(cc);
 		rv_error("sip", "cannot queue the prompt: %s", strerror(-err));
 		rv_call_hangup(cc->call);
 		return;
@@ -137,20 +150,29 @@ static void call_event_h(struct rv_call *call, const struct rv_call_event *ev, v
 		}
 		cc->cli = cli;
 		cc->call = mem_ref(call);
+		rv_strlcpy(cc->call_id, rv_call_id(call) ? rv_call_id(call) : "",
+		           sizeof(cc->call_id));
 		tmr_init(&cc->hangup_tmr);
 		tmr_init(&cc->max_tmr);
 		rv_call_set_user(call, cc);
-		out("incoming call_id=%s codec=%s\n", rv_call_id(call), rv_call_codec(call));
+		if (!cli->quiet)
+			out("incoming call_id=%s codec=%s\n", rv_call_id(call),
+			    rv_call_codec(call));
 		break;
 	case RV_CALL_EV_RINGING:
-		out("ringing call_id=%s\n", rv_call_id(call));
+		if (!cli->quiet)
+			out("ringing call_id=%s\n", rv_call_id(call));
 		break;
 	case RV_CALL_EV_EARLY_MEDIA: /* outbound only */
 		break;
 	case RV_CALL_EV_ANSWERED:
-		out("answered call_id=%s codec=%s\n", rv_call_id(call), rv_call_codec(call));
-		if (cc)
+		if (!cli->quiet)
+			out("answered call_id=%s codec=%s\n", rv_call_id(call),
+			    rv_call_codec(call));
+		if (cc) {
+			cc->t_answer = tmr_jiffies();
 			on_answered(cc);
+		}
 		break;
 	case RV_CALL_EV_DTMF:
 		out("dtmf call_id=%s digit=%c\n", rv_call_id(call), ev->digit);
@@ -166,16 +188,27 @@ static void call_event_h(struct rv_call *call, const struct rv_call_event *ev, v
 	case RV_CALL_EV_HANGUP: {
 		struct rv_media_stats st;
 		rv_call_media_stats(call, &st);
+		/* talk_ms with frames and tx_packets tells whether we kept the 20 ms pace. */
+		uint64_t talk_ms = cc && cc->t_answer ? tmr_jiffies() - cc->t_answer : 0;
 		out("hangup call_id=%s cause=%s digits=%s recording=%s rx_packets=%llu "
 		    "tx_packets=%llu frames=%llu frames_received=%llu rx_bad_source=%llu "
-		    "rx_malformed=%llu\n",
+		    "rx_malformed=%llu rx_lost=%llu jitter_ms=%.2f frames_skipped=%llu "
+		    "talk_ms=%llu\n",
 		    rv_call_id(call), rv_hangup_cause_name(ev->cause), rv_call_digits(call),
 		    cc && cc->rec_path[0] ? cc->rec_path : "-", (unsigned long long)st.rx_packets,
 		    (unsigned long long)st.tx_packets, (unsigned long long)st.frames,
 		    (unsigned long long)st.frames_received, (unsigned long long)st.rx_bad_source,
-		    (unsigned long long)st.rx_malformed);
+		    (unsigned long long)st.rx_malformed, (unsigned long long)st.rx_lost,
+		    st.jitter_ms, (unsigned long long)st.frames_skipped,
+		    (unsigned long long)talk_ms);
 		rv_call_set_user(call, NULL);
-		mem_deref(cc);
+		if (cc) {
+			/* The prompt may still hold cc: it must not reach the call any more. */
+			tmr_cancel(&cc->hangup_tmr);
+			tmr_cancel(&cc->max_tmr);
+			cc->call = mem_deref(cc->call);
+			mem_deref(cc);
+		}
 		pthread_mutex_lock(&cli->mu);
 		cli->done++;
 		pthread_cond_broadcast(&cli->cv);
@@ -218,6 +251,18 @@ static int parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 	return 0;
 }
 
+/* Each call holds three descriptors (RTP, RTCP, recording): a soft limit of 1024 would cap
+ * the flow near 330 calls, so take whatever the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rv_warn("sip", "cannot raise the descriptor limit: %s", strerror(errno));
+	}
+}
+
 /* SIGINT and SIGTERM are taken with sigtimedwait on the calling thread; blocking them before
  * the loop thread starts makes it inherit the mask, so it is never interrupted. */
 static void block_stop_signals(sigset_t *set)
@@ -247,8 +292,8 @@ int rv_sip_cli_answer(int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		const char *o = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-		int takes = strcmp(o, "--keep-open") != 0 && strcmp(o, "-h") != 0 &&
-		            strcmp(o, "--help") != 0;
+		int takes = strcmp(o, "--keep-open") != 0 && strcmp(o, "--quiet") != 0 &&
+		            strcmp(o, "-h") != 0 && strcmp(o, "--help") != 0;
 		if (takes && !val) {
 			fprintf(stderr, "revovoice answer: %s needs a value\n%s", o, usage);
 			return 2;
@@ -265,10 +310,14 @@ int rv_sip_cli_answer(int argc, char **argv)
 			cli.cfg.ring_ms = (uint32_t)v;
 		} else if (!strcmp(o, "--max-seconds") && !rv_parse_int64(val, 0, 86400, &v)) {
 			cli.max_seconds = v;
+		} else if (!strcmp(o, "--max-calls") && !rv_parse_int64(val, 1, 100000, &v)) {
+			cli.cfg.max_calls = (uint32_t)v;
 		} else if (!strcmp(o, "--rtp-ports") &&
 		           !parse_range(val, &cli.cfg.rtp_port_min, &cli.cfg.rtp_port_max)) {
 		} else if (!strcmp(o, "--keep-open")) {
 			cli.keep_open = true;
+		} else if (!strcmp(o, "--quiet")) {
+			cli.quiet = true;
 		} else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
 			fputs(usage, stdout);
 			return 0;
@@ -289,6 +338,7 @@ int rv_sip_cli_answer(int argc, char **argv)
 		return 1;
 	}
 
+	raise_nofile();
 	block_stop_signals(&set);
 	pthread_mutex_init(&cli.mu, NULL);
 	pthread_cond_init(&cli.cv, NULL);

@@ -7,10 +7,14 @@
 
 /*
  * Run `answer --sip HOST:PORT --play FILE.wav [--record-dir DIR] [--calls N] [--ring-ms MS]
- * [--rtp-ports LO-HI]`. argv[0] is the first option (the command name is not included).
+ * [--rtp-ports LO-HI] [--keep-open] [--max-seconds S] [--max-calls N] [--quiet]`. argv[0] is
+ * the first option (the command name is not included).
  * Answers calls, plays the prompt, records both directions and hangs up when the prompt has
  * played; exits after N calls (default 1) or on SIGINT/SIGTERM. Prints one line per call
- * event on stdout. Returns the process exit code: 0 on success, 1 on failure, 2 on bad usage.
+ * event on stdout (--quiet: only "listening" and the per-call "hangup" line, which carries the
+ * RTP counters, loss, RFC 3550 jitter and talk time). --max-calls sets how many calls may run
+ * at once (default 100; more get 486). Returns the process exit code: 0 on success, 1 on
+ * failure, 2 on bad usage.
  */
 int rv_sip_cli_answer(int argc, char **argv);
 

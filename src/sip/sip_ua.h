@@ -1,13 +1,17 @@
 /*
- * The SIP user agent, on libre (sip, sipsess, sdp): listens on UDP and TCP, answers inbound
- * INVITEs (100 Trying, 180 Ringing, then 200 OK with an SDP answer that picks PCMU or PCMA
- * in the offerer's order, plus telephone-event when offered; 488 when no codec is common,
- * 486 at capacity), handles CANCEL before the answer and BYE from either side, and answers
- * OPTIONS with 200 so load balancers can probe it. It also places outbound calls
- * (rv_sip_ua_dial): an INVITE with an SDP offer, early media from a 183, digest
- * authentication on 401/407, a no-answer timeout that sends CANCEL, and final failures mapped
- * to dispositions. Each call owns an RTP media stream whose audio interface
- * (media/media_audio.h) the application drives.
+ * The SIP user agent, on libre (sip, sipsess, sipevent, sipreg, sdp, dns): listens on UDP and
+ * TCP, answers inbound INVITEs (100 Trying, 180 Ringing, then 200 OK with an SDP answer that
+ * picks PCMU or PCMA in the offerer's order, plus telephone-event when offered; an INVITE
+ * without SDP gets our offer in the 200 and its answer comes in the ACK), refuses what it
+ * cannot take (488 on no usable media, 503 + Retry-After beyond max_calls, or the routing
+ * hook's status), handles CANCEL before the answer and BYE from either side, follows
+ * re-INVITE and UPDATE (hold, unhold, a moved media address) and answers OPTIONS with 200 so
+ * load balancers can probe it. It also places outbound calls (rv_sip_ua_dial) to IP or DNS
+ * targets, directly or through an outbound proxy: an INVITE with an SDP offer, early media
+ * from a 183, digest authentication on 401/407, a no-answer timeout that sends CANCEL, final
+ * failures mapped to dispositions; it transfers answered calls blind (REFER + NOTIFY) and
+ * registers with providers (REGISTER with refresh). Each call owns an RTP media stream whose
+ * audio interface (media/media_audio.h) the application drives.
  *
  * Everything here runs on the media loop thread; so do the event handlers, which must not
  * block.
@@ -43,7 +47,9 @@ struct rv_sip_inbound {
 /*
  * Routing hook, called on the loop for each new inbound INVITE before 180 Ringing: return 0
  * to take the call (then RV_CALL_EV_INCOMING follows), or a SIP status >= 400 to refuse it
- * (e.g. 404 no route, 486 the route is at its own capacity). Must not block.
+ * (e.g. 404 no route, 486 the route is at its own capacity). Must not block. A refused call
+ * gets no event and is freed after the hook returns (other values are treated as 500). The
+ * capacity check (503) and the SDP check (488) come first.
  */
 typedef int(rv_sip_route_h)(struct rv_call *call, const struct rv_sip_inbound *in, void *arg);
 void rv_sip_ua_set_route_handler(struct rv_sip_ua *ua, rv_sip_route_h *h, void *arg);
@@ -130,7 +136,10 @@ struct rv_sip_dial {
  * HANGUP), never from inside this function. `d` is copied. Returns 0 and sets *out to the
  * call (borrowed: the UA owns it until the HANGUP event; mem_ref it to keep it longer), or a
  * negative errno (-EINVAL bad URI, -EBUSY at max_calls, or the transport's error) with the
- * reason logged; then no event is ever emitted for it.
+ * reason logged; then no event is ever emitted for it. When nothing at all comes back for the
+ * INVITE (not even 100 Trying) before the no-answer timeout or libre's Timer B (32 s), or the
+ * transport fails first, the call ends with RV_HANGUP_TIMEOUT, sip_status 0, disposition
+ * failed: the trunk is down and the caller may fail over.
  */
 int rv_sip_ua_dial(struct rv_sip_ua *ua, const struct rv_sip_dial *d, void *user,
                    struct rv_call **out);
@@ -139,11 +148,12 @@ int rv_sip_ua_dial(struct rv_sip_ua *ua, const struct rv_sip_dial *d, void *user
  * Blind transfer: send REFER with Refer-To `target` (SIP URI) on an answered call. NOTIFYs
  * about the new call's progress arrive as RV_CALL_EV_TRANSFER events; on a 2xx sipfrag we send
  * BYE and the call ends with RV_HANGUP_TRANSFERRED. A REFER refused (or a failing sipfrag)
- * leaves the call up. Returns 0 once sent, -EINVAL (bad URI), -EPROTO (not answered).
+ * leaves the call up. A REFER that gets no final NOTIFY reports 408. Returns 0 once sent,
+ * -EINVAL (bad URI), -EPROTO (not answered), -EALREADY (a transfer is in progress).
  */
 int rv_call_transfer_blind(struct rv_call *call, const char *target);
 
-/* The far end holds us (last re-INVITE was sendonly/inactive). */
+/* The far end holds us (its last offer was sendonly/inactive or had c=0.0.0.0). */
 bool rv_call_on_hold(const struct rv_call *call);
 
 /* Inbound: the INVITE's routing data (NULL for outbound calls). */
@@ -160,9 +170,18 @@ struct rv_sip_reg_cfg {
 /* Called on the loop on every outcome: status 200 with the granted expiry, or a failure
  * status (0: transport error / timeout); libre retries failures on its own schedule. */
 typedef void(rv_sip_reg_h)(int status, uint32_t expires, void *arg);
-/* Returns 0 and sets *out (mem_deref un-registers), or a negative errno. */
+/* Returns 0 and sets *out (mem_deref un-registers), or a negative errno (-EINVAL bad URI).
+ * The Contact is sip:<aor user>@<SIP listen address> (libre 1.1.0's sipreg builds it from the
+ * transport address, so public_addr does not apply to it). */
 int rv_sip_ua_register(struct rv_sip_ua *ua, const struct rv_sip_reg_cfg *cfg, rv_sip_reg_h *h,
                        void *arg, struct rv_sip_reg **out);
+
+/*
+ * Use these DNS servers ("IP[:PORT][,IP[:PORT]...]", at most 8) instead of the system's
+ * (resolv.conf) for host names in Request-URIs, outbound proxies and registrars. Returns 0,
+ * -EINVAL (bad list), -ENOTSUP (no DNS client could be started).
+ */
+int rv_sip_ua_set_dns(struct rv_sip_ua *ua, const char *servers);
 
 /* The UDP/TCP port actually bound (useful with port 0). */
 uint16_t rv_sip_ua_port(const struct rv_sip_ua *ua);

@@ -110,6 +110,9 @@ int rv_tel_transfer(struct rv_tel *tel, int64_t call_id, const struct rv_tel_tra
 /* Live calls on this node. */
 size_t rv_tel_live_count(struct rv_tel *tel);
 
+/* The SIP port actually bound (sip.listen may say port 0), or 0 when SIP is off. */
+uint16_t rv_tel_sip_port(const struct rv_tel *tel);
+
 /* ---- Loop thread: for the conversation runner and the Twilio channel ---- */
 
 /* End the call with this disposition ("completed", "dnc_request", "callback", ... ; NULL:
@@ -169,5 +172,29 @@ struct rv_tel_route {
  * (rv_tel_routes_changed) and every few seconds. */
 int rv_tel_route_lookup(struct rv_tel *tel, const char *called, struct rv_tel_route *out);
 void rv_tel_routes_changed(struct rv_tel *tel);
+
+/* ---- The Twilio REST channel (src/twilio registers it) ---- */
+
+/*
+ * Place an outbound call through Twilio for the calls row `call_id` (already inserted, state
+ * "queued", channel "twilio", trunk "twilio"). Runs on the control-plane thread that called
+ * rv_tel_dial and may block (REST request). Return 0 once Twilio accepted the call (the Media
+ * Stream then arrives and rv_tel_call_attach names `call_id`), or a negative errno: the row
+ * is then ended as failed and rv_tel_dial returns that error.
+ */
+typedef int(rv_tel_twilio_dial_h)(void *arg, int64_t call_id, const char *to, const char *from);
+
+/* Register (h NULL: remove) the Twilio dialer; rv_tel_dial sends trunk "twilio" to it. */
+void rv_tel_set_twilio_dialer(struct rv_tel *tel, rv_tel_twilio_dial_h *h, void *arg);
+
+/*
+ * A call placed through the hook ended before it ever attached (Twilio reported busy,
+ * no-answer, failed or canceled): end its row with `disposition` (busy, no_answer, failed,
+ * cancelled...) and `cause` (free text, e.g. the Twilio CallStatus). Any thread. Returns 0,
+ * -ENOENT when no such call is waiting, -EALREADY when it has attached (then use
+ * rv_tel_call_ended on the loop).
+ */
+int rv_tel_call_unattached_end(struct rv_tel *tel, int64_t call_id, const char *disposition,
+                               const char *cause);
 
 #endif

@@ -28,11 +28,34 @@ def free_port():
     return port
 
 
+def free_udp_tcp_port():
+    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both)."""
+    for _ in range(200):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no free UDP+TCP port")
+
+
 class Daemon:
     """One daemon process with its own data directory. Restartable with the same data."""
 
-    def __init__(self, bin_path=None, env=None, config=None, data_dir=None):
+    def __init__(self, bin_path=None, env=None, config=None, data_dir=None, sip=True):
+        """sip: True gives the daemon its own free SIP port on 127.0.0.1 (d.sip_port), so
+        parallel daemons never collide on 5060; False leaves sip.listen to the config; a
+        "HOST:PORT" string is passed as is."""
         self.bin = bin_path or BIN
+        self.sip = sip
+        self.sip_port = None
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="rv-it-")
         self.extra_env = env or {}
@@ -51,6 +74,13 @@ class Daemon:
         self.port = free_port()
         args = [self.bin, "serve", "--data-dir", self.data_dir,
                 "--http", "127.0.0.1:%d" % self.port]
+        if self.sip is True:
+            self.sip_port = free_udp_tcp_port()
+            args += ["--sip", "127.0.0.1:%d" % self.sip_port]
+        elif isinstance(self.sip, str):
+            args += ["--sip", self.sip]
+            if self.sip.rsplit(":", 1)[-1].isdigit():
+                self.sip_port = int(self.sip.rsplit(":", 1)[-1])
         if self.config:
             path = os.path.join(self.data_dir, "config.yaml")
             with open(path, "w") as f:

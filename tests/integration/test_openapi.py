@@ -5,19 +5,47 @@ tests/openapi/validate.mjs (Node) validates the document the daemon serves with 
 checks real responses of every resource against the schemas the document gives for them. The
 responses come from the requests below, each of which must also get the status the contract says.
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
+import time
+import urllib.parse
 
-from harness import Daemon, check, eq
+import sys
+
+import test_sip_answer as _sa
+import test_sip_call as _sc
+from harness import Daemon, check, eq, free_port
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
+import fake_twilio as _ft  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NODE_DIR = os.path.join(ROOT, "tests", "openapi")
 
-# Small caps so the 413 answers can be produced without megabytes of traffic.
-CONFIG = "http:\n  max_body: 4096\n  max_upload: 2048\n"
+# Small caps so the 413 answers can be produced without megabytes of traffic; Twilio on, so its
+# webhooks can be exercised with valid signatures.
+TW_SID = "AC" + "0123456789abcdef" * 2
+TW_TOKEN = "openapi-test-token"
+TW_PUBLIC = "https://rv.example.test"
+CONFIG = ("http:\n  max_body: 4096\n  max_upload: 2048\n"
+          "twilio:\n  account_sid: %s\n  auth_token: %s\n  public_url: %s\n"
+          "  stream_listen: 127.0.0.1:%%d\n  api_base: %%s\n" % (TW_SID, TW_TOKEN, TW_PUBLIC))
+
+
+def _twilio_form(route, params):
+    """A form body signed the way Twilio signs its webhooks (route may carry a query)."""
+    data = TW_PUBLIC + route + "".join(k + v for k, v in sorted(params.items()))
+    sig = base64.b64encode(hmac.new(TW_TOKEN.encode(), data.encode(), hashlib.sha1).digest())
+    return dict(raw=urllib.parse.urlencode(params).encode(),
+                content_type="application/x-www-form-urlencoded",
+                headers={"X-Twilio-Signature": sig.decode()})
 
 
 def _node_deps():
@@ -166,6 +194,77 @@ def _exercise(d, rec):
     r(404, "GET", "/api/calls/{id}", "/api/calls/999999", token=tok)
     r(404, "GET", "/api/calls/{id}/turns", "/api/calls/999999/turns", token=tok)
 
+    # calls: control through the telephony service, against a sipp callee on loopback
+    _tmp = tempfile.mkdtemp(prefix="rv-oa-")
+    _uas = _sc.Sipp(_tmp, _sa.scenario(_tmp, "tel_uas_answer.xml", ruri="INVITE sip:oa@",
+                                        media="", wait=30000))
+    try:
+        placed = r(202, "POST", "/api/calls", token=tok,
+                   body={"to": "sip:oa@127.0.0.1:%d" % _uas.port, "campaign_id": cid})
+        p = "/api/calls/%d" % placed["id"]
+        for _ in range(200):
+            if d.request("GET", p, token=tok)[1]["state"] == "answered":
+                break
+            time.sleep(0.1)
+        r(202, "POST", "/api/calls/{id}/dtmf", p + "/dtmf", token=tok, body={"digits": "12#"})
+        r(202, "POST", "/api/calls/{id}/record", p + "/record", token=tok, body={"on": True})
+        r(202, "POST", "/api/calls/{id}/transfer", p + "/transfer", token=tok,
+          body={"to": "sip:agent@127.0.0.1:9", "mode": "bridged"})
+        r(202, "POST", "/api/calls/{id}/hangup", p + "/hangup", token=tok)
+        _uas.wait(30)
+        for _ in range(200):
+            if d.request("GET", p, token=tok)[1]["state"] == "ended":
+                break
+            time.sleep(0.1)
+        r(409, "POST", "/api/calls/{id}/hangup", p + "/hangup", token=tok)
+        r(404, "POST", "/api/calls/{id}/hangup", "/api/calls/999999/hangup", token=tok)
+        r(400, "POST", "/api/calls", token=tok, body={"to": "not a number"})
+        r(422, "POST", "/api/calls", token=tok, body={"to": "sip:a@127.0.0.1:9",
+                                                      "campaign_id": 999999})
+    finally:
+        _uas.stop()
+        shutil.rmtree(_tmp, ignore_errors=True)
+
+    # Twilio webhooks: signed as Twilio signs them
+    sid = "CA" + "5" * 32
+    voice = {"CallSid": sid, "AccountSid": TW_SID, "From": "+14155550111", "To": "+14155550199",
+             "Direction": "inbound", "CallStatus": "ringing"}
+    r(200, "POST", "/twilio/voice", **_twilio_form("/twilio/voice", voice))
+    bad = _twilio_form("/twilio/voice", voice)
+    bad["headers"] = {"X-Twilio-Signature": "AAAA"}
+    r(403, "POST", "/twilio/voice", **bad)
+    # An outbound call through the REST API (the fake plays Twilio), then its status callback.
+    placed = r(202, "POST", "/api/calls", token=tok,
+               body={"to": "+14155550124", "trunk": "twilio", "from": "+14155550100"})
+    fake = d.fake_twilio
+    for _ in range(100):
+        if fake.calls:
+            break
+        time.sleep(0.05)
+    form = {k: v[0] for k, v in fake.calls[0]["form"].items()}
+    q = urllib.parse.urlparse(form["StatusCallback"]).query
+    status = {"CallSid": fake.calls[0]["sid"], "AccountSid": TW_SID, "CallStatus": "busy",
+              "From": form["From"], "To": form["To"], "Direction": "outbound-api"}
+    r(204, "POST", "/twilio/status", "/twilio/status?" + q,
+      **_twilio_form("/twilio/status?" + q, status))
+    eq(d.request("GET", "/api/calls/%d" % placed["id"], token=tok)[1]["disposition"], "busy",
+       "status callback ended the call")
+
+    # voice AI on text
+    r(200, "POST", "/api/voice-ai/understand", token=tok,
+      body={"text": "call me tomorrow at 3 pm", "timezone": "America/New_York",
+            "now": "2026-11-22T10:00:00-05:00"})
+    r(400, "POST", "/api/voice-ai/understand", token=tok, body={"text": 5})
+    r(200, "POST", "/api/voice-ai/analyze-emotion", token=tok, body={"text": "this is great"})
+    r(422, "POST", "/api/voice-ai/analyze-emotion", token=tok, body={"audio": "AAAA"})
+    conv = r(200, "POST", "/api/voice-ai/manage-conversation", token=tok,
+             body={"flow_name": "appointment", "outbound": True})
+    r(200, "POST", "/api/voice-ai/manage-conversation", token=tok,
+      body={"flow_name": "appointment", "conversation": conv["conversation"], "text": "yes"})
+    r(422, "POST", "/api/voice-ai/manage-conversation", token=tok, body={"flow_name": "nope"})
+    r(200, "POST", "/api/voice-ai/generate-response", token=tok,
+      body={"flow_name": "default", "text": "are you a robot"})
+
     # do-not-call
     dnc = r(201, "POST", "/api/dnc", token=tok, body={"phone": "+14155550123", "reason": "asked"})
     r(409, "POST", "/api/dnc", token=tok, body={"phone": "+14155550123"})
@@ -198,7 +297,17 @@ def _exercise(d, rec):
 
 def test_openapi_document_matches_daemon():
     _node_deps()
-    with Daemon(config=CONFIG, env={"REVOVOICE_RATE_LIMIT_RPS": "0"}) as d:
+    fake = _ft.FakeTwilio(TW_SID, TW_TOKEN).start()
+    try:
+        _document_matches_daemon(fake)
+    finally:
+        fake.stop()
+
+
+def _document_matches_daemon(fake):
+    with Daemon(config=CONFIG % (free_port(), fake.base),
+                env={"REVOVOICE_RATE_LIMIT_RPS": "0"}) as d:
+        d.fake_twilio = fake
         routes = d.cli("routes").stdout.decode()
         check(len(routes.splitlines()) >= 40, "revovoice routes printed %r" % routes[:200])
         routes_file = os.path.join(d.data_dir, "routes.txt")

@@ -38,6 +38,11 @@ DELETE /api/leads/{id}                  manager
 GET    /api/calls                       viewer
 GET    /api/calls/{id}                  viewer
 GET    /api/calls/{id}/turns            viewer
+POST   /api/calls                       manager
+POST   /api/calls/{id}/hangup           supervisor
+POST   /api/calls/{id}/transfer         supervisor
+POST   /api/calls/{id}/dtmf             supervisor
+POST   /api/calls/{id}/record           supervisor
 GET    /api/dnc                         viewer
 POST   /api/dnc                         supervisor
 GET    /api/dnc/{id}                    viewer
@@ -54,6 +59,12 @@ PATCH  /api/webhooks/{id}               admin
 DELETE /api/webhooks/{id}               admin
 GET    /api/audit                       admin
 GET    /api/analytics                   viewer
+POST   /twilio/voice                    public
+POST   /twilio/status                   public
+POST   /api/voice-ai/understand         viewer
+POST   /api/voice-ai/analyze-emotion    viewer
+POST   /api/voice-ai/manage-conversation viewer
+POST   /api/voice-ai/generate-response  viewer
 """
 
 
@@ -121,6 +132,19 @@ def request_for(method, pattern, ids, role, n):
             "/api/dnc": {"phone": "+1415555%04d" % (3000 + n)},
             "/api/flows": {"name": "f-" + tag, "definition": {}},
             "/api/webhooks": {"url": "http://127.0.0.1:9/" + tag},
+            # Dials a port nothing answers on: accepted (202), then it fails on its own.
+            "/api/calls": {"to": "sip:rbac-%s@127.0.0.1:9" % tag},
+            "/api/calls/{id}/hangup": {},
+            "/api/calls/{id}/transfer": {"to": "sip:agent@127.0.0.1:9", "mode": "blind"},
+            "/api/calls/{id}/dtmf": {"digits": "1"},
+            "/api/calls/{id}/record": {"on": True},
+            # Twilio is not configured here: 503, which is neither 401 nor 403.
+            "/twilio/voice": {},
+            "/twilio/status": {},
+            "/api/voice-ai/understand": {"text": "yes please"},
+            "/api/voice-ai/analyze-emotion": {"text": "that's great"},
+            "/api/voice-ai/manage-conversation": {"flow_name": "default"},
+            "/api/voice-ai/generate-response": {"flow_name": "default", "text": "hello"},
         }[pattern]
     elif method == "PATCH":
         body = {

@@ -517,8 +517,10 @@ def test_res_calls_turns_and_analytics():
         eq(empty, {"items": []}, "no turns")
         req(d, "GET", "/api/calls/99999/turns", status=404)
         req(d, "GET", "/api/calls/x/turns", status=404)
-        st, _, _ = d.request("POST", "/api/calls", {"direction": "inbound"}, token=t)
-        eq(st, 405, "calls are read-only")
+        # Rows are written by the telephony service; POST /api/calls dials and takes no row.
+        st, body, _ = d.request("POST", "/api/calls", {"direction": "inbound"}, token=t)
+        eq(st, 400, "POST /api/calls is a dial request, not a row")
+        eq(body["error"]["details"]["field"], "direction", "the unknown field is named")
 
         _, a = req(d, "GET", "/api/analytics", status=200)
         eq(a["campaigns"]["total"], 2, "campaign total")
