@@ -13,6 +13,7 @@
 #include "api/auth.h"
 #include "api/http.h"
 #include "campaign/lead_import.h"
+#include "agent/agent.h"
 #include "core/app.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -137,6 +138,7 @@ static int cmd_serve(struct rv_app *app)
 {
 	struct rv_http *http = NULL;
 	struct rv_twilio *twilio = NULL;
+	struct rv_agent *agent = NULL;
 	sigset_t set;
 	int sig = 0, ret = 1;
 
@@ -149,9 +151,16 @@ static int cmd_serve(struct rv_app *app)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Telephony first, so the API never sees a half-started media plane. */
+	/* Telephony first, so the API never sees a half-started media plane; the voice agent
+	 * before it, as the runner of its calls. */
 	char terr[1024] = "";
-	if (rv_tel_start(app, NULL, &app->tel, terr, sizeof(terr)) != 0) {
+	if (app->cfg->speech_agent && rv_agent_start(app, &agent, terr, sizeof(terr)) != 0) {
+		fprintf(stderr, "revovoice: %s\n", terr);
+		rv_logf(RV_LOG_ERROR, "main", "%s", terr);
+		goto out;
+	}
+	if (rv_tel_start(app, agent ? rv_agent_call_app(agent) : NULL, &app->tel, terr,
+	                 sizeof(terr)) != 0) {
 		fprintf(stderr, "revovoice: %s\n", terr);
 		rv_logf(RV_LOG_ERROR, "main", "%s", terr);
 		goto out;
@@ -194,6 +203,7 @@ out:
 	rv_twilio_stop(twilio); /* needs the media loop: before rv_tel_stop */
 	rv_tel_stop(app->tel);
 	app->tel = NULL;
+	rv_agent_stop(agent); /* after the calls: their workers drain here */
 	rv_logf(RV_LOG_INFO, "main", "stopped");
 	return ret;
 }

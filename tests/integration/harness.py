@@ -49,16 +49,20 @@ def free_udp_tcp_port():
 class Daemon:
     """One daemon process with its own data directory. Restartable with the same data."""
 
-    def __init__(self, bin_path=None, env=None, config=None, data_dir=None, sip=True):
+    def __init__(self, bin_path=None, env=None, config=None, data_dir=None, sip=True,
+                 agent=False):
         """sip: True gives the daemon its own free SIP port on 127.0.0.1 (d.sip_port), so
         parallel daemons never collide on 5060; False leaves sip.listen to the config; a
-        "HOST:PORT" string is passed as is."""
+        "HOST:PORT" string is passed as is.
+        agent: answered calls run the voice agent (the product's default); False runs the
+        prompt player (calls.default_prompt), which telephony tests assert on exactly."""
         self.bin = bin_path or BIN
         self.sip = sip
         self.sip_port = None
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="rv-it-")
-        self.extra_env = env or {}
+        self.extra_env = {"REVOVOICE_SPEECH_AGENT": "1" if agent else "0"}
+        self.extra_env.update(env or {})
         self.config = config
         self.proc = None
         self.port = None
