@@ -36,6 +36,8 @@ LIB_OBJ   := $(LIB_C:%.c=$(BUILD)/%.o) $(LIB_CC:%.cc=$(BUILD)/%.o) $(GEN_C:%.c=%
 FLOWS     := $(sort $(wildcard src/dialog/flows/*.json))
 EMBED_C   := $(BUILD)/gen/rv_openapi.c $(BUILD)/gen/rv_docs_html.c $(BUILD)/gen/rv_intent_model.c \
              $(FLOWS:src/dialog/flows/%.json=$(BUILD)/gen/rv_flow_%.c)
+# The built-in intent examples, for training models that extend them (api_train.c).
+EMBED_C   += $(BUILD)/gen/rv_intent_data.c
 LIB_OBJ   += $(EMBED_C:%.c=%.o)
 TEST_C    := $(shell find tests/unit -name '*.c' | sort)
 TEST_OBJ  := $(TEST_C:%.c=$(BUILD)/%.o)
@@ -82,6 +84,10 @@ $(BUILD)/gen/intent_model.bin: $(INTENT_DATA) $(BUILD)/tools/rv-train-intents
 $(BUILD)/gen/rv_intent_model.c: $(BUILD)/gen/intent_model.bin scripts/embed-file.sh
 	scripts/embed-file.sh $@ rv_intent_model_bin $<
 
+$(BUILD)/gen/rv_intent_data.c: $(INTENT_DATA) scripts/embed-file.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-file.sh $@ rv_intent_data_tsv $<
+
 # The example flows (src/dialog/flows/NAME.json) as rv_flow_NAME_json.
 $(BUILD)/gen/rv_flow_%.c: src/dialog/flows/%.json scripts/embed-file.sh
 	@mkdir -p $(dir $@)
@@ -103,7 +109,7 @@ $(TEST_BIN): $(TEST_OBJ) $(BUILD)/librv.a
 # `make run`: install what is missing, build, start on the embedded defaults (data in ./data).
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(BIN) serve --data-dir $(or $(DATA_DIR),data)
+	REVOVOICE_DEMO_SEED=1 $(BIN) serve --data-dir $(or $(DATA_DIR),data)
 
 # `make test`: install, build, run every test; ends with "N passed, N failed".
 test: deps

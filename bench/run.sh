@@ -7,3 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 
 "$root/bench/api_bench.sh" "$build"
+"$root/bench/media_bench.sh" "$build"
+"$root/bench/vad/run.sh" "$build"
+"$root/bench/stt/run.sh" "$build"
+"$root/bench/tts/run.sh" "$build"
+"$root/bench/nlu/run.sh" "$build"

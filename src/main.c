@@ -10,13 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "api/auth.h"
 #include "api/http.h"
 #include "campaign/lead_import.h"
 #include "agent/agent.h"
+#include "campaign/demo.h"
 #include "core/app.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "integrations/outbox.h"
 #include "sip/sip_cli.h"
 #include "speech/tts_cli.h"
 #include "store/store.h"
@@ -151,9 +154,19 @@ static int cmd_serve(struct rv_app *app)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (app->cfg->demo_seed)
+		rv_demo_seed(app); /* a failure is logged; the daemon runs without the demo */
+	/* The operator's active intent model, before the first call needs it. */
+	rv_api_models_restore(app);
 	/* Telephony first, so the API never sees a half-started media plane; the voice agent
 	 * before it, as the runner of its calls. */
 	char terr[1024] = "";
+	/* The webhook outbox before telephony, whose call rows emit its events. */
+	if (rv_outbox_start(app, &app->outbox, terr, sizeof(terr)) != 0) {
+		fprintf(stderr, "revovoice: %s\n", terr);
+		rv_logf(RV_LOG_ERROR, "main", "%s", terr);
+		goto out;
+	}
 	if (app->cfg->speech_agent && rv_agent_start(app, &agent, terr, sizeof(terr)) != 0) {
 		fprintf(stderr, "revovoice: %s\n", terr);
 		rv_logf(RV_LOG_ERROR, "main", "%s", terr);
@@ -203,7 +216,9 @@ out:
 	rv_twilio_stop(twilio); /* needs the media loop: before rv_tel_stop */
 	rv_tel_stop(app->tel);
 	app->tel = NULL;
-	rv_agent_stop(agent); /* after the calls: their workers drain here */
+	rv_agent_stop(agent);        /* after the calls: their workers drain here */
+	rv_outbox_stop(app->outbox); /* after telephony: the last call.ended rows are written */
+	app->outbox = NULL;
 	rv_logf(RV_LOG_INFO, "main", "stopped");
 	return ret;
 }

@@ -379,6 +379,7 @@ int rv_agent_start(struct rv_app *app, struct rv_agent **out, char *err, size_t 
 	int e = rv_workers_start((unsigned)app->cfg->speech_workers, &ag->workers);
 	if (!e)
 		e = ag_engines_open(ag, err, errlen);
+	ag->engines_open = e == 0;
 	if (e) {
 		if (!*err)
 			snprintf(err, errlen, "cannot start the voice agent: %s", strerror(-e));
@@ -386,6 +387,8 @@ int rv_agent_start(struct rv_app *app, struct rv_agent **out, char *err, size_t 
 		return e;
 	}
 	ag_metrics_register();
+	app->agent = ag;
+	rv_agent_campaigns_changed(ag); /* warm the prompts of campaigns already active */
 	*out = ag;
 	return 0;
 }
@@ -399,7 +402,12 @@ void rv_agent_stop(struct rv_agent *ag)
 {
 	if (!ag)
 		return;
+	if (ag->app && ag->app->agent == ag)
+		ag->app->agent = NULL;
+	if (ag->engines_open)
+		ag_warm_stop(ag);
 	rv_workers_stop(ag->workers);
-	ag_engines_close(ag);
+	if (ag->engines_open)
+		ag_engines_close(ag);
 	free(ag);
 }

@@ -28,6 +28,14 @@ int rv_agent_start(struct rv_app *app, struct rv_agent **out, char *err, size_t 
 /* The runner to hand to the telephony service (valid while the agent lives). */
 const struct rv_call_app *rv_agent_call_app(struct rv_agent *ag);
 
+/*
+ * Campaigns changed: synthesize into the prompt cache, in the background, the fixed prompts
+ * (sentences without templates: disclosures, greetings, re-prompts) of every active campaign's
+ * flow with its voice, so they start playing with no synthesis delay. Any thread; ag NULL is a
+ * no-op. Also done once when the agent starts.
+ */
+void rv_agent_campaigns_changed(struct rv_agent *ag);
+
 /* Stop: waits for the workers to finish what is queued. Calls must be over (rv_tel_stop first). */
 void rv_agent_stop(struct rv_agent *ag);
 

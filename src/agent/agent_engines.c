@@ -8,6 +8,7 @@
 #include "core/app.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "dialog/llm.h"
 #include "obs/metrics.h"
 #include "speech/stt.h"
 #include "speech/tts.h"
@@ -19,6 +20,12 @@ int ag_engines_open(struct rv_agent *ag, char *err, size_t errlen)
 	pthread_mutex_init(&ag->mu, NULL);
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/tts-cache", ag->app->cfg->data_dir);
+	int e = rv_llm_from_config(ag->app->cfg, &ag->llm);
+	if (e && e != -ENOENT)
+		rv_warn("agent",
+		        "llm.* is set but the LLM client cannot be made: %s; flows run "
+		        "scripted",
+		        strerror(-e));
 	if (rv_tts_cache_open(dir, CACHE_BYTES, &ag->cache) != 0) {
 		/* Slower first prompts, nothing worse. */
 		rv_warn("agent",
@@ -32,6 +39,7 @@ int ag_engines_open(struct rv_agent *ag, char *err, size_t errlen)
 
 void ag_engines_close(struct rv_agent *ag)
 {
+	rv_llm_free(ag->llm);
 	rv_stt_engine_free(ag->stt);
 	rv_tts_close(ag->flite);
 	rv_tts_close(ag->espeak);

@@ -23,7 +23,8 @@ struct rv_vad;
 struct rv_turn;
 struct rv_amd;
 struct rv_flow;
-struct rv_convo;
+struct rv_llm;
+struct rv_llm_convo;
 
 #define AG_PREROLL 20 /* frames of audio kept from before speech was declared (400 ms) */
 
@@ -31,11 +32,16 @@ struct rv_agent {
 	struct rv_app *app;
 	struct rv_call_app capp;
 	struct rv_workers *workers;
-	pthread_mutex_t mu; /* lazy engine loading */
+	pthread_mutex_t mu; /* lazy engine loading, the warming thread */
+	bool engines_open;
 	struct rv_stt_engine *stt;
 	bool stt_failed;
 	struct rv_tts *flite, *espeak;
 	struct rv_tts_cache *cache;
+	struct rv_llm *llm; /* llm.* configured: flows with an "llm" section use it; else NULL */
+	/* The warming thread (agent_warm.c), under mu. */
+	pthread_t warm_thread;
+	bool warm_started, warm_running, warm_again, warm_stop;
 };
 
 /* One caller frame as the worker gets it. */
@@ -90,7 +96,8 @@ struct call_ag {
 	char voicemail[512];
 	uint64_t amd_deadline_ms;
 	struct rv_flow *flow;
-	struct rv_convo *convo;
+	struct rv_llm_convo *convo;
+	bool streaming; /* an LLM reply is being spoken as it streams */
 	struct json_t *lead, *campaign;
 	struct rv_tts *tts;
 	char voice[48];
@@ -118,6 +125,16 @@ struct call_ag {
 	struct rv_emotion_baseline emo_base;
 	unsigned turns;
 };
+
+/* Sentences as the agent speaks them (agent_worker.c): copies the next one of p into out and
+ * returns how far it read. */
+#define AG_SENTENCE_MAX 600
+size_t ag_next_sentence(const char *p, char *out, size_t cap);
+/* "engine:voice" (or a bare flite voice) into its parts. */
+void ag_split_voice(const char *spec, char *engine, size_t elen, char *voice, size_t vlen);
+
+/* Join the warming thread (agent_warm.c). */
+void ag_warm_stop(struct rv_agent *ag);
 
 /* Engines (agent_engines.c). */
 int ag_engines_open(struct rv_agent *ag, char *err, size_t errlen);

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "dialog/flow.h"
+#include "dialog/llm.h"
 #include "nlu/intent.h"
 #include "obs/metrics.h"
 #include "speech/amd.h"
@@ -22,8 +23,6 @@
 #include "speech/tts.h"
 #include "speech/turn.h"
 #include "speech/vad.h"
-
-#define SENTENCE_MAX 600
 
 static void speak(struct call_ag *c, const char *preamble, const char *say, bool barge);
 static void run_dialog(struct call_ag *c, const struct rv_turn_in *in, const char *heard_text,
@@ -56,18 +55,24 @@ static void partial_h(const struct rv_stt_result *res, void *arg)
 
 /* ---- Setup ---- */
 
+void ag_split_voice(const char *spec, char *engine, size_t elen, char *voice, size_t vlen)
+{
+	const char *colon = spec ? strchr(spec, ':') : NULL;
+	if (colon && (size_t)(colon - spec) < elen) {
+		memcpy(engine, spec, (size_t)(colon - spec));
+		engine[colon - spec] = '\0';
+		rv_strlcpy(voice, colon + 1, vlen);
+	} else {
+		rv_strlcpy(engine, "flite", elen);
+		rv_strlcpy(voice, spec && *spec ? spec : "rms", vlen);
+	}
+}
+
 static void set_voice(struct call_ag *c, const char *spec)
 {
 	/* "engine:voice" ("flite:rms", "espeak:hi"), or a bare flite voice name. */
-	char engine[16] = "flite";
-	const char *colon = spec ? strchr(spec, ':') : NULL;
-	if (colon && (size_t)(colon - spec) < sizeof(engine)) {
-		memcpy(engine, spec, (size_t)(colon - spec));
-		engine[colon - spec] = '\0';
-		rv_strlcpy(c->voice, colon + 1, sizeof(c->voice));
-	} else {
-		rv_strlcpy(c->voice, spec && *spec ? spec : "rms", sizeof(c->voice));
-	}
+	char engine[16];
+	ag_split_voice(spec, engine, sizeof(engine), c->voice, sizeof(c->voice));
 	c->tts = ag_tts(c->ag, engine);
 	if (!c->tts) {
 		rv_warn("agent", "call %lld: no TTS engine \"%s\"; using flite rms",
@@ -213,7 +218,7 @@ static int chunk_h(const int16_t *x, size_t n, void *arg)
 /* Split text into sentences at . ! ? followed by a space (keeps "3.5" and "Dr." whole when
  * no space follows the dot inside a number; a short abbreviation may split, which only
  * costs a pause). */
-static size_t next_sentence(const char *p, char *out, size_t cap)
+size_t ag_next_sentence(const char *p, char *out, size_t cap)
 {
 	size_t i = 0, n = 0;
 	while (p[i] == ' ')
@@ -232,12 +237,12 @@ static size_t next_sentence(const char *p, char *out, size_t cap)
 
 static void synth_text(struct call_ag *c, const char *text, bool barge)
 {
-	char sentence[SENTENCE_MAX];
+	char sentence[AG_SENTENCE_MAX];
 	struct synth_ctx s = {.c = c, .barge = barge};
 	if (rv_pcm_alloc(RV_MEDIA_RATE * 2 / 5, RV_MEDIA_RATE, &s.buf) != 0)
 		return;
 	for (const char *p = text; *p && !atomic_load(&c->ended);) {
-		size_t used = next_sentence(p, sentence, sizeof(sentence));
+		size_t used = ag_next_sentence(p, sentence, sizeof(sentence));
 		p += used;
 		if (!sentence[0])
 			continue;
@@ -246,9 +251,13 @@ static void synth_text(struct call_ag *c, const char *text, bool barge)
 		/* A cached prompt plays with no synthesis delay; anything else streams. */
 		struct rv_pcm *cached = NULL;
 		enum rv_tts_cache_src src = RV_TTS_CACHE_SYNTH;
-		if (c->ag->cache && c->items_out > 0 &&
-		    rv_tts_cache_get(c->ag->cache, c->tts, &req, &cached, &src, why, sizeof(why)) ==
-		        0) {
+		/* In memory (a warmed greeting, a repeated prompt): no synthesis at all. Later
+		 * sentences may wait for a synthesis into the cache while the first plays; the
+		 * first streams on a miss, so the caller hears it as soon as possible. */
+		if (c->ag->cache &&
+		    (rv_tts_cache_peek(c->ag->cache, c->tts, &req, &cached) == 0 ||
+		     (c->items_out > 0 && rv_tts_cache_get(c->ag->cache, c->tts, &req, &cached,
+		                                           &src, why, sizeof(why)) == 0))) {
 			flush_chunk(&s);
 			post_item(c, cached, barge);
 			continue;
@@ -262,11 +271,8 @@ static void synth_text(struct call_ag *c, const char *text, bool barge)
 	ag_pcm_release(s.buf);
 }
 
-static void speak(struct call_ag *c, const char *preamble, const char *say, bool barge)
+static void speak_begin(struct call_ag *c)
 {
-	bool pre = preamble && *preamble, main = say && *say;
-	if (!pre && !main)
-		return;
 	c->first_tag = c->barge_tag = 0;
 	c->heard = c->total = 0;
 	c->barged = false;
@@ -274,10 +280,10 @@ static void speak(struct call_ag *c, const char *preamble, const char *say, bool
 	c->prompt_barge = false; /* becomes true when the first interruptible item starts */
 	c->posting = true;
 	rv_turn_prompt_start(c->turn, false);
-	if (pre)
-		synth_text(c, preamble, false);
-	if (main)
-		synth_text(c, say, barge);
+}
+
+static void speak_end(struct call_ag *c)
+{
 	c->posting = false;
 	if (c->items_out == 0) {
 		/* Nothing could be synthesized: listen again instead of waiting forever. */
@@ -286,6 +292,33 @@ static void speak(struct call_ag *c, const char *preamble, const char *say, bool
 		if (c->hangup_after)
 			ag_loop_hangup(c, c->hangup_disp);
 	}
+}
+
+static void speak(struct call_ag *c, const char *preamble, const char *say, bool barge)
+{
+	bool pre = preamble && *preamble, main = say && *say;
+	if (!pre && !main)
+		return;
+	speak_begin(c);
+	if (pre)
+		synth_text(c, preamble, false);
+	if (main)
+		synth_text(c, say, barge);
+	speak_end(c);
+}
+
+/* LLM mode: each sentence is spoken as soon as the model has written it. */
+static void stream_sentence(const char *sentence, void *arg)
+{
+	struct call_ag *c = arg;
+	if (atomic_load(&c->ended))
+		return;
+	if (!c->streaming) {
+		c->streaming = true;
+		c->lat.reply_ready = rv_time_mono_ns();
+		speak_begin(c);
+	}
+	synth_text(c, sentence, true);
 }
 
 /* ---- Latency ---- */
@@ -371,9 +404,13 @@ static void run_dialog(struct call_ag *c, const struct rv_turn_in *in, const cha
 		                           .campaign = c->campaign,
 		                           .timezone = c->tz,
 		                           .outbound = c->outbound};
-		err = rv_convo_start(c->flow, &ctx, &c->convo, &o);
+		err = rv_llm_convo_start(c->flow, c->ag->llm, &ctx, &c->convo, &o);
 	} else {
-		err = rv_convo_turn(c->convo, in, &o);
+		/* With a model, the reply is spoken sentence by sentence while it streams; a
+		 * scripted turn is spoken whole below, with its own barge-in setting. */
+		bool stream = c->ag->llm && rv_llm_flow_has_section(c->flow);
+		c->streaming = false;
+		err = rv_llm_convo_turn(c->convo, in, stream ? stream_sentence : NULL, c, &o);
 	}
 	if (err) {
 		rv_turn_out_clear(&o);
@@ -392,11 +429,11 @@ static void run_dialog(struct call_ag *c, const struct rv_turn_in *in, const cha
 			emo = json_pack("{s:s, s:f, s:f}", "label", e.label, "valence", e.valence,
 			                "arousal", e.arousal);
 		}
-		ag_store_turn(c, c->seq++, "caller",
-		              heard_text ? heard_text : (in->silence ? "" : ""), o.intent,
+		ag_store_turn(c, c->seq++, "caller", heard_text ? heard_text : "", o.intent,
 		              o.intent_conf, o.entities, emo, started_ns ? started_ns : now, now);
 		json_decref(emo);
-		c->lat.reply_ready = now;
+		if (!c->lat.reply_ready)
+			c->lat.reply_ready = now;
 	}
 	c->turns++;
 	char *said = NULL;
@@ -426,7 +463,12 @@ static void run_dialog(struct call_ag *c, const struct rv_turn_in *in, const cha
 		    json_string_value(p);
 		rv_stt_set_bias(c->stt, ph, n);
 	}
-	speak(c, o.preamble, o.say, o.barge_in);
+	if (c->streaming) {
+		c->streaming = false;
+		speak_end(c); /* the words are already on their way */
+	} else {
+		speak(c, o.preamble, o.say, o.barge_in);
+	}
 	rv_turn_out_clear(&o);
 }
 
@@ -642,7 +684,7 @@ void ag_worker_release(struct call_ag *c)
 	c->turn = NULL;
 	rv_amd_free(c->amd);
 	c->amd = NULL;
-	rv_convo_free(c->convo);
+	rv_llm_convo_free(c->convo);
 	c->convo = NULL;
 	rv_flow_free(c->flow);
 	c->flow = NULL;

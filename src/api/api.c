@@ -11,4 +11,6 @@ void rv_api_register_all(struct rv_http *http)
 	rv_http_add_routes(http, rv_api_docs_routes, rv_api_docs_routes_len);
 	rv_http_add_routes(http, rv_api_twilio_routes, rv_api_twilio_routes_len);
 	rv_http_add_routes(http, rv_api_voice_routes, rv_api_voice_routes_len);
+	rv_http_add_routes(http, rv_api_train_routes, rv_api_train_routes_len);
+	rv_http_add_routes(http, rv_api_speech_routes, rv_api_speech_routes_len);
 }

@@ -20,5 +20,18 @@ extern const struct rv_route rv_api_docs_routes[]; /* api_docs.c: OpenAPI docume
 extern const size_t rv_api_docs_routes_len;
 extern const struct rv_route rv_api_voice_routes[]; /* api_voice.c: understanding, dialog */
 extern const size_t rv_api_voice_routes_len;
+extern const struct rv_route rv_api_train_routes[]; /* api_train.c: trained intent models */
+extern const size_t rv_api_train_routes_len;
+
+struct rv_app;
+/*
+ * Make the stored active intent model (POST /api/voice-ai/models/{id}/activate) the one in
+ * use, once per process; call at start-up after the store is open (handlers that need it call
+ * it too). A model that cannot be loaded is logged and the built-in one stays. Returns 0 or a
+ * store error (then a later call tries again).
+ */
+int rv_api_models_restore(struct rv_app *app);
+extern const struct rv_route rv_api_speech_routes[]; /* api_speech.c: speech synthesis */
+extern const size_t rv_api_speech_routes_len;
 
 #endif

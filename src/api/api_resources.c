@@ -12,7 +12,9 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "agent/agent.h"
 #include "api/resource.h"
+#include "dialog/flow.h"
 #include "core/app.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -37,8 +39,9 @@ static const char *const lead_statuses[] = {"new",      "queued",    "dialing", 
 static const char *const flow_kinds[] = {"scripted", "llm", NULL};
 static const char *const retry_dispositions[] = {"no_answer", "busy",     "failed",
                                                  "machine",   "callback", NULL};
-static const char *const webhook_events[] = {
-    "call.started", "call.answered", "call.ended", "lead.updated", "campaign.updated", "*", NULL};
+/* The events the outbox emits (src/integrations/outbox.h), and "*" for all of them. */
+static const char *const webhook_events[] = {"call.answered",      "call.ended", "lead.dnc",
+                                             "callback.scheduled", "*",          NULL};
 
 static int check_hhmm(const json_t *v, const char **why)
 {
@@ -121,8 +124,8 @@ static int check_events(const json_t *v, const char **why)
 		for (k = 0; webhook_events[k] && strcmp(webhook_events[k], s) != 0; k++)
 			;
 		if (!webhook_events[k]) {
-			*why = "unknown event (known: call.started, call.answered, call.ended, "
-			       "lead.updated, campaign.updated, *)";
+			*why = "unknown event (known: call.answered, call.ended, lead.dnc, "
+			       "callback.scheduled, *)";
 			return -EINVAL;
 		}
 		for (j = 0; j < i; j++) {
@@ -315,6 +318,30 @@ static const struct rv_res_field flow_fields[] = {
     {"version", RV_RES_INT, 0, NULL, 0, 0, NULL},
 };
 
+/* A flow is saved only when the conversation engine can run it: every problem is listed. */
+static int flows_prepare(struct rv_res_op *op)
+{
+	const json_t *def = json_object_get(op->vals, "definition");
+	if (!def)
+		return 0;
+	struct rv_flow *flow = NULL;
+	json_t *errors = NULL;
+	int err = rv_flow_parse(def, &flow, &errors);
+	if (err == 0) {
+		rv_flow_free(flow);
+		return 0;
+	}
+	if (err == -ENOMEM) {
+		rv_http_reply_error(op->resp, 500, "internal", NULL, "out of memory");
+		return err;
+	}
+	rv_http_reply_error(op->resp, 422, "unprocessable",
+	                    json_pack("{s:s, s:o}", "field", "definition", "errors", errors),
+	                    "the flow cannot run: %zu problem%s (see details.errors)",
+	                    json_array_size(errors), json_array_size(errors) == 1 ? "" : "s");
+	return -EINVAL;
+}
+
 static int flows_in_tx(struct rv_res_op *op)
 {
 	const json_t *def = json_object_get(op->vals, "definition");
@@ -336,6 +363,7 @@ static const struct rv_res flows_res = {
     .has_created_at = 1,
     .has_updated_at = 1,
     .conflict_msg = "a flow with this name already exists",
+    .prepare = flows_prepare,
     .in_tx = flows_in_tx,
 };
 
@@ -1053,15 +1081,19 @@ RES_READ(campaigns)
 static void campaigns_create(struct rv_app *a, struct rv_http_req *q, struct rv_http_resp *s)
 {
 	rv_res_create(a, q, s, &campaigns_res);
-	if (s->status < 300)
+	if (s->status < 300) {
 		rv_tel_routes_changed(a->tel);
+		rv_agent_campaigns_changed(a->agent);
+	}
 }
 
 static void campaigns_patch(struct rv_app *a, struct rv_http_req *q, struct rv_http_resp *s)
 {
 	rv_res_patch(a, q, s, &campaigns_res);
-	if (s->status < 300)
+	if (s->status < 300) {
 		rv_tel_routes_changed(a->tel);
+		rv_agent_campaigns_changed(a->agent);
+	}
 }
 
 static void campaigns_delete(struct rv_app *a, struct rv_http_req *q, struct rv_http_resp *s)

@@ -20,10 +20,12 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "dialog/flow.h"
+#include "dialog/llm.h"
 #include "media/media_pcm.h"
 #include "nlu/emotion.h"
 #include "nlu/entities.h"
 #include "nlu/intent.h"
+#include "nlu/model_registry.h"
 #include "obs/metrics.h"
 #include "store/store.h"
 
@@ -91,6 +93,7 @@ static void understand(struct rv_app *app, struct rv_http_req *req, struct rv_ht
 	static const char *const allowed[] = {"text",        "timezone", "now",
 	                                      "expect_name", "region",   NULL};
 	json_t *body = NULL;
+	struct rv_intent_ref *mref = NULL; /* the model in use, held for this turn */
 	if (rv_http_json_body(req, resp, &body) != 0)
 		return;
 	const char *text, *tz, *now_s, *region;
@@ -123,7 +126,10 @@ static void understand(struct rv_app *app, struct rv_http_req *req, struct rv_ht
 		clock_gettime(CLOCK_REALTIME, &ts);
 		now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	}
-	const struct rv_intent_model *model = rv_intent_builtin();
+	/* The operator's active trained model (model_registry.h), else the built-in one. A store
+	 * hiccup while restoring it is retried on the next request. */
+	rv_api_models_restore(app);
+	const struct rv_intent_model *model = rv_intent_registry_acquire(&mref);
 	if (!model) {
 		rv_http_reply_error(resp, 500, "internal", NULL,
 		                    "the intent model is not available");
@@ -159,12 +165,15 @@ static void understand(struct rv_app *app, struct rv_http_req *req, struct rv_ht
 		                                      "confidence", ir.top[i].conf));
 	for (size_t i = 0; i < nent; i++)
 		json_array_append_new(jents, entity_json(&ents[i]));
-	rv_http_reply_json(resp, 200,
-	                   json_pack("{s:s, s:f, s:o, s:o, s:o, s:f}", "intent", ir.intent,
-	                             "confidence", ir.confidence, "alternatives", alts, "entities",
-	                             jents, "emotion", emotion_json(&emo), "elapsed_ms",
-	                             secs * 1000));
+	rv_http_reply_json(
+	    resp, 200,
+	    json_pack("{s:s, s:f, s:o, s:o, s:o, s:f, s:o}", "intent", ir.intent, "confidence",
+	              ir.confidence, "alternatives", alts, "entities", jents, "emotion",
+	              emotion_json(&emo), "elapsed_ms", secs * 1000, "model",
+	              rv_intent_ref_version(mref) ? json_integer(rv_intent_ref_version(mref))
+	                                          : json_string("builtin")));
 out:
+	rv_intent_registry_release(mref);
 	json_decref(body);
 }
 
@@ -412,6 +421,84 @@ static json_t *turn_json(const struct rv_turn_out *o)
 	                 o->expect ? o->expect : json_array());
 }
 
+/* Sentences as the model streamed them, with when each arrived (ms from the turn's start). */
+struct llm_sentences {
+	json_t *list;
+	uint64_t t0;
+};
+
+static void llm_sentence_cb(const char *s, void *arg)
+{
+	struct llm_sentences *ls = arg;
+	json_array_append_new(ls->list, json_pack("{s:s, s:f}", "text", s, "ms",
+	                                          (double)(rv_time_mono_ns() - ls->t0) / 1e6));
+}
+
+/* A turn of a flow with an "llm" section (src/dialog/llm.h): the model when llm.base_url is
+ * set, the scripted states otherwise or when the model fails. The answer also says which
+ * engine produced the turn ("mode", "fallback_reason") and the sentences as they streamed. */
+static void run_llm_turn(struct rv_app *app, const struct rv_flow *flow,
+                         const struct rv_convo_ctx *ctx, json_t *conv, const struct rv_turn_in *in,
+                         bool full, struct rv_http_resp *resp)
+{
+	struct rv_llm *llm = NULL;
+	struct rv_llm_convo *c = NULL;
+	struct rv_turn_out o = {0};
+	struct llm_sentences ls = {json_array(), rv_time_mono_ns()};
+	int err = rv_llm_from_config(app->cfg, &llm);
+	if (err && err != -ENOENT)
+		rv_warn("llm", "the LLM client could not be made (%d); running the flow scripted",
+		        err);
+	if (!conv) {
+		err = rv_llm_convo_start(flow, llm, ctx, &c, &o);
+		if (!err && in) {
+			rv_turn_out_clear(&o);
+			err = rv_llm_convo_turn(c, in, llm_sentence_cb, &ls, &o);
+		}
+	} else {
+		err = rv_llm_convo_resume(flow, llm, ctx, conv, &c);
+		if (err) {
+			rv_http_reply_error(resp, 422, "unprocessable", field("conversation"),
+			                    "the conversation does not belong to this flow");
+			goto out;
+		}
+		if (!in) {
+			rv_http_reply_error(
+			    resp, 400, "invalid_field", field("text"),
+			    "give the caller's \"text\", \"silence\": true or a \"dtmf\" key");
+			goto out;
+		}
+		err = rv_llm_convo_turn(c, in, llm_sentence_cb, &ls, &o);
+		if (err == -EALREADY) {
+			rv_http_reply_error(resp, 409, "conflict", field("conversation"),
+			                    "the conversation has ended");
+			goto out;
+		}
+	}
+	if (err) {
+		rv_http_reply_error(resp, 500, "internal", NULL, "the conversation could not run");
+		goto out;
+	}
+	struct rv_llm_turn_info info;
+	rv_llm_convo_info(c, &info);
+	json_t *r = turn_json(&o);
+	json_object_set_new(r, "mode", json_string(info.mode));
+	json_object_set_new(r, "fallback_reason", json_string(info.reason));
+	json_object_set_new(r, "truncated", json_boolean(info.truncated));
+	json_object_set_new(r, "deflected", json_boolean(info.deflected));
+	json_object_set(r, "sentences", ls.list);
+	if (full)
+		json_object_set_new(r, "conversation", rv_llm_convo_snapshot(c));
+	else
+		json_object_set(r, "response", json_object_get(r, "say"));
+	rv_http_reply_json(resp, 200, r);
+out:
+	json_decref(ls.list);
+	rv_turn_out_clear(&o);
+	rv_llm_convo_free(c);
+	rv_llm_free(llm);
+}
+
 /* One turn (or the start) of a flow over HTTP; shared by both conversation endpoints. */
 static void run_turn(struct rv_app *app, struct rv_http_req *req, struct rv_http_resp *resp,
                      bool full)
@@ -462,6 +549,12 @@ static void run_turn(struct rv_app *app, struct rv_http_req *req, struct rv_http
 	bool silence = json_is_true(json_object_get(body, "silence"));
 	bool has_input = text || silence || dtmf;
 	int err;
+	if (rv_llm_flow_has_section(flow)) {
+		struct rv_turn_in lin = {
+		    .text = text, .silence = silence, .dtmf = dtmf ? dtmf[0] : 0};
+		run_llm_turn(app, flow, &ctx, conv, has_input ? &lin : NULL, full, resp);
+		goto out;
+	}
 	if (!conv) {
 		/* No conversation yet: start it, then (generate-response) answer the text. */
 		err = rv_convo_start(flow, &ctx, &c, &o);

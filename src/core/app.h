@@ -12,6 +12,8 @@
 struct rv_store;
 struct rv_ratelimit;
 struct rv_tel;
+struct rv_agent;
+struct rv_outbox;
 
 struct rv_app {
 	struct rv_config *cfg;     /* borrowed from main */
@@ -19,8 +21,10 @@ struct rv_app {
 	struct rv_ratelimit *rl;   /* owned; NULL when rate limiting is off */
 	unsigned char jwt_key[64]; /* HS256 key bytes */
 	size_t jwt_key_len;
-	int64_t started_at; /* unix seconds */
-	struct rv_tel *tel; /* telephony service (serve only; owned by main); NULL elsewhere */
+	int64_t started_at;     /* unix seconds */
+	struct rv_tel *tel;     /* telephony service (serve only; owned by main); NULL elsewhere */
+	struct rv_agent *agent; /* voice agent (serve with speech.agent; owned by main) or NULL */
+	struct rv_outbox *outbox; /* webhook outbox (serve only; owned by main); NULL elsewhere */
 };
 
 /*

@@ -69,6 +69,20 @@ static const struct field fields[] = {
 	SECRET("speech.stt_key", speech_stt_key),
 	I("speech.end_silence_ms", speech_end_ms, 100, 10000),
 	I("speech.agent", speech_agent, 0, 1),
+	I("demo.seed", demo_seed, 0, 1),
+	S("llm.base_url", llm_base_url),
+	SECRET("llm.api_key", llm_api_key),
+	S("llm.model", llm_model),
+	I("llm.timeout_ms", llm_timeout_ms, 200, 120000),
+	I("llm.max_tokens", llm_max_tokens, 16, 8192),
+	I("webhooks.max_attempts", webhooks_max_attempts, 1, 100),
+	I("webhooks.timeout_ms", webhooks_timeout_ms, 100, 120000),
+	I("webhooks.backoff_base_ms", webhooks_backoff_base_ms, 10, 3600000),
+	I("webhooks.backoff_max_ms", webhooks_backoff_max_ms, 10, 86400000),
+	I("webhooks.concurrency", webhooks_concurrency, 1, 64),
+	I("webhooks.poll_ms", webhooks_poll_ms, 20, 60000),
+	I("webhooks.postcall_delay_ms", webhooks_postcall_delay_ms, 0, 60000),
+	I("webhooks.retention_hours", webhooks_retention_hours, 0, 87600),
 };
 
 /* The keys of one `trunks:` entry. */
@@ -139,6 +153,19 @@ void rv_config_defaults(struct rv_config *cfg)
 	set_str(&cfg->speech_stt_key, "");
 	cfg->speech_end_ms = 700;
 	cfg->speech_agent = 1;
+	set_str(&cfg->llm_base_url, "");
+	set_str(&cfg->llm_api_key, "");
+	set_str(&cfg->llm_model, "gpt-4o-mini");
+	cfg->llm_timeout_ms = 8000;
+	cfg->llm_max_tokens = 300;
+	cfg->webhooks_max_attempts = 12;
+	cfg->webhooks_timeout_ms = 10000;
+	cfg->webhooks_backoff_base_ms = 5000;
+	cfg->webhooks_backoff_max_ms = 3600000;
+	cfg->webhooks_concurrency = 4;
+	cfg->webhooks_poll_ms = 1000;
+	cfg->webhooks_postcall_delay_ms = 1500;
+	cfg->webhooks_retention_hours = 168;
 }
 
 static void trunk_defaults(struct rv_trunk_cfg *t)

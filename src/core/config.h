@@ -70,8 +70,22 @@ struct rv_config {
 	char *speech_stt_url;  /* speech.stt_url: base URL of a cloud STT provider */
 	char *speech_stt_key;  /* speech.stt_key (secret): its API key */
 	int speech_end_ms;     /* speech.end_silence_ms: silence that ends a caller's turn */
-	int speech_agent; /* speech.agent: 1 runs the voice agent on calls, 0 the prompt player */
-	struct rv_trunk_cfg *trunks; /* trunks: from the file, sorted by priority */
+	int demo_seed;         /* demo.seed: 1 seeds the example flows and a demo campaign */
+	int speech_agent;   /* speech.agent: 1 runs the voice agent on calls, 0 the prompt player */
+	char *llm_base_url; /* llm.base_url: OpenAI-compatible server; "": no LLM mode */
+	char *llm_api_key;  /* llm.api_key (secret): Bearer token */
+	char *llm_model;    /* llm.model: model name sent with each request */
+	int llm_timeout_ms; /* llm.timeout_ms: a completion's time limit (flows may lower it) */
+	int llm_max_tokens; /* llm.max_tokens: completion length cap */
+	int webhooks_max_attempts;    /* webhooks.max_attempts: tries before a delivery is dead */
+	int webhooks_timeout_ms;      /* webhooks.timeout_ms: one POST's time limit */
+	int webhooks_backoff_base_ms; /* webhooks.backoff_base_ms: delay after the first failure */
+	int webhooks_backoff_max_ms;  /* webhooks.backoff_max_ms: cap of the doubling delay */
+	int webhooks_concurrency;     /* webhooks.concurrency: POSTs in flight at once */
+	int webhooks_poll_ms;         /* webhooks.poll_ms: longest wait before looking for work */
+	int webhooks_postcall_delay_ms; /* webhooks.postcall_delay_ms: call end -> analysis */
+	int webhooks_retention_hours;   /* webhooks.retention_hours: keep finished rows; 0: ever */
+	struct rv_trunk_cfg *trunks;    /* trunks: from the file, sorted by priority */
 	size_t ntrunks;
 };
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "dialog/llm.h"
 #include "nlu/emotion.h"
 #include "nlu/entities.h"
 #include "nlu/intent.h"
@@ -432,6 +433,7 @@ int rv_flow_parse(const json_t *doc, struct rv_flow **out, json_t **errors)
 		free(queue);
 		free(seen);
 	}
+	rv_llm_check_section(doc, v.errors); /* "kind" and the "llm" section (llm.c) */
 
 done:
 	if (json_array_size(v.errors) > 0 || !f) {
@@ -588,6 +590,16 @@ static char *render(const struct rv_convo *c, const char *tpl)
 	}
 	out[n] = '\0';
 	return strdup(out);
+}
+
+const json_t *rv_flow_doc(const struct rv_flow *flow)
+{
+	return flow->doc;
+}
+
+char *rv_convo_render(const struct rv_convo *c, const char *tpl)
+{
+	return render(c, tpl);
 }
 
 /* ---- Running ---- */

@@ -48,6 +48,12 @@ static int size_fd_table(void)
 {
 	struct rlimit rl;
 	rlim_t n = 1024;
+	/* Every call holds a few descriptors: take the hard limit the system allows. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rv_warn("media", "cannot raise the descriptor limit: %s", strerror(errno));
+	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > n)
 		n = rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur; /* RLIM_INFINITY too */
 	return fd_setsize((int)n);

@@ -83,6 +83,15 @@ int rv_media_stream_start(struct rv_media_stream *ms, const struct sa *raddr, in
 void rv_media_stream_set_rtcp_mux(struct rv_media_stream *ms, bool on);
 
 /*
+ * A re-INVITE moved the far end's media: send to raddr from now on and latch again on the
+ * first packet from it. Returns 0, or -EINVAL for an unset address.
+ */
+int rv_media_stream_set_remote(struct rv_media_stream *ms, const struct sa *raddr);
+
+/* Hold: stop sending RTP (false) while the clock, reception and recording go on; true resumes. */
+void rv_media_stream_set_sending(struct rv_media_stream *ms, bool send);
+
+/*
  * Feed one received datagram as if it came from `src` on the RTP socket: RTCP (RFC 5761
  * demultiplexing on the second byte) or RTP, with the header decoded by libre, through the
  * same checks, counters and handlers as the socket path, except libre's own RTCP reception

@@ -847,6 +847,12 @@ static void parse_datetime(struct ctx *c, long today, int wday /* 0 = Monday */,
 		} else if (strcmp(w, "morning") == 0 || strcmp(w, "afternoon") == 0 ||
 		           strcmp(w, "evening") == 0 || strcmp(w, "night") == 0 ||
 		           strcmp(w, "lunch") == 0 || strcmp(w, "lunchtime") == 0) {
+			/* "good morning", "have a nice evening": a greeting, not a time. */
+			static const char *const praise[] = {"good",     "nice",      "great",
+			                                     "lovely",   "wonderful", "fine",
+			                                     "pleasant", NULL};
+			if (i > 0 && in_list(c->t[i - 1].w, praise))
+				continue;
 			if (w[0] == 'm')
 				d->period = 1;
 			else if (w[0] != 'l')
@@ -876,7 +882,7 @@ static void parse_datetime(struct ctx *c, long today, int wday /* 0 = Monday */,
 			if (is(c, j, "about") || is(c, j, "around"))
 				j++;
 			int h = 0, mi = 0;
-			size_t cu = clock_at(c, j, &h, &mi);
+			size_t cu = j < c->n && !c->t[j].used ? clock_at(c, j, &h, &mi) : 0;
 			if (!cu)
 				continue;
 			char dg[48];
@@ -1018,10 +1024,21 @@ static void find_numbers(struct ctx *c)
 		char num[48];
 		double v = 0;
 		used = cardinal(c, i, num, sizeof(num), &v);
-		if (used) {
+		if (!used)
+			continue;
+		/* "no one", "that one": a pronoun. "the last four digits": a count of what follows,
+		 * not a value the caller gave. */
+		static const char *const det[] = {"no",    "that", "this",    "which",
+		                                  "any",   "some", "every",   "each",
+		                                  "other", "the",  "another", NULL};
+		static const char *const counted[] = {"digits", "digit", "letters", "numbers",
+		                                      NULL};
+		bool pronoun = used == 1 && strcmp(c->t[i].w, "one") == 0 && i > 0 &&
+		               in_list(c->t[i - 1].w, det);
+		bool count = i + used < c->n && in_list(c->t[i + used].w, counted);
+		if (!pronoun && !count)
 			emit(c, RV_ENT_NUMBER, num, NULL, i, i + used);
-			i += used - 1;
-		}
+		i += used - 1;
 	}
 }
 

@@ -13,6 +13,9 @@
 #define MAX_FEATS  4096
 #define MAGIC      0x4d495652u /* "RVIM" */
 #define VERSION    1u
+/* Trained weights stay far below this; a file with larger ones (or NaN) is corrupt, and refusing
+ * it keeps every score finite, so confidences are never NaN. */
+#define MAX_WEIGHT 1e4f
 /* Share of an utterance's features the model must know for an answer other than OOS. */
 #define MIN_COVERAGE 0.3
 
@@ -38,7 +41,7 @@ static void errmsg(char *why, size_t len, const char *msg)
 void rv_intent_train_defaults(struct rv_intent_train_cfg *cfg)
 {
 	*cfg = (struct rv_intent_train_cfg){
-	    .epochs = 40, .l2 = 1e-4, .lr = 0.5, .holdout = 0.2, .min_conf = 0.35, .seed = 1};
+	    .epochs = 40, .l2 = 1e-4, .lr = 0.1, .holdout = 0.2, .min_conf = 0.35, .seed = 1};
 }
 
 /* ---- Features ---- */
@@ -664,7 +667,8 @@ int rv_intent_load(const uint8_t *buf, size_t len, struct rv_intent_model **out)
 			break;
 		}
 		uint8_t ll = buf[r.off++];
-		if (ll == 0 || ll >= RV_INTENT_MAX_LABEL || len - r.off < ll) {
+		if (ll == 0 || ll >= RV_INTENT_MAX_LABEL || len - r.off < ll ||
+		    memchr(buf + r.off, '\0', ll)) {
 			r.bad = true;
 			break;
 		}
@@ -690,11 +694,11 @@ int rv_intent_load(const uint8_t *buf, size_t len, struct rv_intent_model **out)
 	}
 	for (size_t i = 0; i < (size_t)nf * k && !r.bad; i++) {
 		m->w[i] = get_f32(&r);
-		if (!isfinite(m->w[i]))
+		if (!(fabsf(m->w[i]) <= MAX_WEIGHT))
 			r.bad = true;
 	}
 	for (unsigned c = 0; c < k && !r.bad; c++)
-		if (!isfinite(m->bias[c]))
+		if (!(fabsf(m->bias[c]) <= MAX_WEIGHT))
 			r.bad = true;
 	if (r.bad || r.off != len) {
 		rv_intent_free(m);

@@ -31,7 +31,7 @@ struct rv_intent_example {
 struct rv_intent_train_cfg {
 	unsigned epochs; /* passes over the data; default 40 */
 	double l2;       /* L2 penalty per example; default 1e-4 */
-	double lr;       /* AdaGrad base rate; default 0.5 */
+	double lr;       /* AdaGrad base rate; default 0.1 */
 	double holdout;  /* share held out for calibration and the report (0-0.5); default 0.2 */
 	double min_conf; /* below this the answer is out_of_scope; default 0.35 */
 	uint64_t seed;   /* shuffle and split; default 1 */

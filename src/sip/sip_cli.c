@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -253,16 +252,6 @@ static int parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 
 /* Each call holds three descriptors (RTP, RTCP, recording): a soft limit of 1024 would cap
  * the flow near 330 calls, so take whatever the hard limit allows. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			rv_warn("sip", "cannot raise the descriptor limit: %s", strerror(errno));
-	}
-}
-
 /* SIGINT and SIGTERM are taken with sigtimedwait on the calling thread; blocking them before
  * the loop thread starts makes it inherit the mask, so it is never interrupted. */
 static void block_stop_signals(sigset_t *set)
@@ -338,7 +327,6 @@ int rv_sip_cli_answer(int argc, char **argv)
 		return 1;
 	}
 
-	raise_nofile();
 	block_stop_signals(&set);
 	pthread_mutex_init(&cli.mu, NULL);
 	pthread_cond_init(&cli.cv, NULL);

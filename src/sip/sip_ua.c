@@ -20,15 +20,6 @@
 /* A transfer target may ring a long time before the final NOTIFY; past this we give up. */
 #define XFER_TIMEOUT_MS 120000
 
-/*
- * Media-plane hooks for re-INVITEs. media_stream.c owns the stream and may provide them; until
- * it does these weak references are NULL and the UA keeps sending to the first address (a
- * re-INVITE that moves the far end's media is then only logged).
- */
-int rv_media_stream_set_remote(struct rv_media_stream *ms, const struct sa *raddr)
-    __attribute__((weak));
-void rv_media_stream_set_sending(struct rv_media_stream *ms, bool send) __attribute__((weak));
-
 struct rv_sip_ua {
 	struct sip *sip;
 	struct dnsc *dnsc;
@@ -386,7 +377,7 @@ static int choose(const struct rv_call *call, const struct mbuf *mb, bool offer,
 
 static void media_set_sending(struct rv_call *call, bool send)
 {
-	if (call->ms && rv_media_stream_set_sending)
+	if (call->ms)
 		rv_media_stream_set_sending(call->ms, send);
 }
 
@@ -423,7 +414,7 @@ static int update_media(struct rv_call *call, struct mbuf *mb, bool offer)
 			rv_logkv(RV_LOG_INFO, "sip", "far end moved its media", "call_id",
 			         call->callid, "addr", ch.addr, "port", port, NULL);
 			call->raddr = ra;
-			if (call->media_started && rv_media_stream_set_remote)
+			if (call->media_started)
 				(void)rv_media_stream_set_remote(call->ms, &ra);
 			else if (call->media_started)
 				rv_warn("sip", "call %s: media keeps its latched peer",

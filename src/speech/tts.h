@@ -196,6 +196,14 @@ int rv_tts_cache_get(struct rv_tts_cache *c, struct rv_tts *tts, const struct rv
                      struct rv_pcm **out, enum rv_tts_cache_src *src, char *why, size_t whylen);
 
 /*
+ * The audio for req only if it is in memory now: no disk, no synthesis (for callers that would
+ * rather stream a miss than wait for a whole synthesis). 0 and *out (caller owns it), -ENOENT
+ * on a miss, -EINVAL, -ENOMEM. Thread-safe.
+ */
+int rv_tts_cache_peek(struct rv_tts_cache *c, struct rv_tts *tts, const struct rv_tts_req *req,
+                      struct rv_pcm **out);
+
+/*
  * Pre-synthesize prompts (campaign greetings when a campaign starts) with one voice, rate and
  * pitch: every text of texts[0..n) ends up in the cache. Returns the number of texts that
  * failed (each logged; 0 = all cached), and the number synthesized now through *synthesized

@@ -379,6 +379,27 @@ static void flight_release(struct rv_tts_cache *c, struct inflight *f)
 	free(f);
 }
 
+int rv_tts_cache_peek(struct rv_tts_cache *c, struct rv_tts *tts, const struct rv_tts_req *req,
+                      struct rv_pcm **out)
+{
+	char key[KEY_HEX];
+	if (!c || !tts || !req || !out)
+		return -EINVAL;
+	rv_tts_cache_key(tts, req, key);
+	pthread_mutex_lock(&c->mu);
+	struct entry *e = lookup(c, key, key_hash(key));
+	int err = -ENOENT;
+	if (e) {
+		lru_unlink(c, e);
+		lru_push_front(c, e);
+		err = copy_out(e->s, e->n, out);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!err)
+		rv_metrics_inc(M_HITS, 1, "memory", NULL);
+	return err;
+}
+
 int rv_tts_cache_get(struct rv_tts_cache *c, struct rv_tts *tts, const struct rv_tts_req *req,
                      struct rv_pcm **out, enum rv_tts_cache_src *src, char *why, size_t whylen)
 {

@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "integrations/outbox.h"
 #include "obs/metrics.h"
 #include "store/store.h"
 #include "tel/tel_int.h"
@@ -143,6 +144,19 @@ static void sql_cat(char *sql, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The webhook event a row write is, if any: the call answered, or the call ended. */
+static const char *job_event(const struct tel_job *j)
+{
+	const char *ev = NULL;
+	for (size_t i = 0; i < j->n; i++) {
+		if (strcmp(j->cols[i], "ended_at") == 0)
+			return RV_OUTBOX_CALL_ENDED;
+		if (strcmp(j->cols[i], "answered_at") == 0)
+			ev = RV_OUTBOX_CALL_ANSWERED;
+	}
+	return ev;
+}
+
 static void run_job(struct rv_tel *tel, struct tel_job *j)
 {
 	char sql[2048] = "";
@@ -191,7 +205,12 @@ static void run_job(struct rv_tel *tel, struct tel_job *j)
 	}
 	sql_cat(sql, sizeof(sql), " WHERE id = $%zu", j->n + 1);
 	params[j->n] = RV_VINT(id);
-	err = rv_store_exec(tel->app->store, sql, params, j->n + 1, NULL, NULL);
+	/* The outbox records the event in the row's own transaction (outbox.h). */
+	const char *event = job_event(j);
+	if (event)
+		err = rv_outbox_call_update(tel->app, sql, params, j->n + 1, id, event);
+	else
+		err = rv_store_exec(tel->app->store, sql, params, j->n + 1, NULL, NULL);
 	if (err) {
 		char ids[24];
 		snprintf(ids, sizeof(ids), "%" PRId64, id);

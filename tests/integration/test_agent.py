@@ -138,10 +138,12 @@ def agent_track(path):
 
 
 def first_gap(env, start_s, min_gap_s, floor=100.0):
-    """Start (s) of the first run of >= min_gap_s quiet windows after start_s, or None."""
+    """Start (s) of the first run of >= min_gap_s quiet windows after start_s (counted from
+    the agent's first audio), or None."""
     need = int(min_gap_s * 50)
     run = 0
-    for i in range(int(start_s * 50), len(env)):
+    first = next((i for i, v in enumerate(env) if v >= floor), 0)
+    for i in range(first + int(start_s * 50), len(env)):
         run = run + 1 if env[i] < floor else 0
         if run >= need:
             return (i - need + 1) / 50.0
@@ -162,6 +164,7 @@ def test_agent_barge_in_stops_the_prompt_but_a_cough_does_not():
         env = agent_track(row["recording_path"])
         gap = first_gap(env, 0.5, 0.6)
         check(gap is None or gap > 12.0, "the agent kept talking through the cough: gap at %r" % gap)
+        check(first["heard_ms"] > 12000, "and the turn says the prompt was heard to the end")
 
         # Real speech 3 s in: the prompt stops, and the turn says how much was heard.
         talk = flite_wav(tmp, "talk", "I want to speak to a real person please.")
@@ -239,3 +242,36 @@ def test_agent_outbound_human_hears_the_greeting():
         eq(row["amd_result"], "human", "AMD: %r" % row)
         check(turns and turns[0]["speaker"] == "agent", "the agent greeted the person: %r" % turns)
         check("automated assistant" in turns[0]["text"], "with the disclosure: %r" % turns[0])
+
+
+def test_agent_do_not_call_request_lands_in_the_dnc_list():
+    tt.need_baresip()
+    with sa.Tmp() as tmp, Daemon(config=agent_config(tmp), agent=True) as d:
+        tok = tt.admin(d)
+        with open(os.path.join(FLOWS, "appointment.json")) as f:
+            flow = json.load(f)
+        st, fl, _ = d.request("POST", "/api/flows", {"name": "appt", "definition": flow},
+                              token=tok)
+        eq(st, 201, "flow")
+        camp = tt.campaign(d, tok, name="Acme Dental", flow_id=fl["id"], amd_policy="hangup")
+        st, lead, _ = d.request("POST", "/api/leads", {"campaign_id": camp["id"],
+                                "phone": "+14155550377", "first_name": "Dana"}, token=tok)
+        eq(st, 201, "lead")
+        hello = flite_wav(tmp, "hello", "Hello?")
+        stop = flite_wav(tmp, "stop", "Please stop calling me and take me off your list.")
+        # Hello, then (after the disclosure and the greeting, about 11 s) the request.
+        b = tt.Baresip(tmp, "dnc", script_wav(tmp, "dnc", [0.6, hello, 15.0, stop, 15.0]))
+        try:
+            st, row, _ = d.request("POST", "/api/calls", {"to": b.uri, "campaign_id": camp["id"],
+                                   "lead_id": lead["id"]}, token=tok)
+            eq(st, 202, "dial: %r" % (row,))
+            row = tt.wait_ended(d, tok, row["id"], timeout=60)
+        finally:
+            b.stop()
+        st, turns, _ = d.request("GET", "/api/calls/%d/turns" % row["id"], token=tok)
+        said = [(t["speaker"], t["text"], t["intent"]) for t in turns["items"]]
+        eq(row["disposition"], "dnc_request", "disposition; turns %r" % said)
+        dnc = tt.sql(d, "SELECT phone, source FROM dnc")
+        eq(dnc, [["+14155550377", "call"]], "the number is on the do-not-call list")
+        st, lead, _ = d.request("GET", "/api/leads/%d" % lead["id"], token=tok)
+        eq(lead["status"], "dnc", "the lead is no longer dialable")

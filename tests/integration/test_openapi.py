@@ -127,7 +127,8 @@ def _exercise(d, rec):
 
     # flows and campaigns
     f = r(201, "POST", "/api/flows", token=tok, body={"name": "Reminder", "kind": "scripted",
-                                                      "definition": {"start": "hello"}})
+                                                      "definition": {"start": "hello", "states": {
+                                                          "hello": {"say": "Hi.", "end": "done"}}}})
     r(200, "GET", "/api/flows", token=tok)
     r(200, "GET", "/api/flows/{id}", "/api/flows/%d" % f["id"], token=tok)
     r(200, "PATCH", "/api/flows/{id}", "/api/flows/%d" % f["id"], token=tok, body={"description": "d"})
@@ -264,6 +265,20 @@ def _exercise(d, rec):
     r(422, "POST", "/api/voice-ai/manage-conversation", token=tok, body={"flow_name": "nope"})
     r(200, "POST", "/api/voice-ai/generate-response", token=tok,
       body={"flow_name": "default", "text": "are you a robot"})
+    r(200, "POST", "/api/voice-ai/synthesize-speech", token=tok, body={"text": "Hello there.", "voice": "rms"})
+    examples = [{"intent": i, "text": t} for i, t in (
+        ("order", "i want to order a pizza"), ("order", "can i order food"),
+        ("order", "i'd like to place an order"), ("hours", "when are you open"),
+        ("hours", "what are your opening hours"), ("hours", "are you open on sunday"))]
+    m = r(201, "POST", "/api/voice-ai/train-model", token=tok,
+          body={"name": "openapi", "examples": examples, "holdout": 0})
+    r(400, "POST", "/api/voice-ai/train-model", token=tok, body={"name": "x", "examples": 5})
+    r(200, "GET", "/api/voice-ai/models", token=tok)
+    r(200, "GET", "/api/voice-ai/models/{id}", "/api/voice-ai/models/%d" % m["id"], token=tok)
+    r(404, "GET", "/api/voice-ai/models/{id}", "/api/voice-ai/models/999999", token=tok)
+    r(200, "POST", "/api/voice-ai/models/{id}/activate", "/api/voice-ai/models/builtin/activate",
+      token=tok, body={})
+    r(400, "POST", "/api/voice-ai/synthesize-speech", token=tok, body={"text": "", "voice": "rms"})
 
     # do-not-call
     dnc = r(201, "POST", "/api/dnc", token=tok, body={"phone": "+14155550123", "reason": "asked"})

@@ -5,6 +5,7 @@ import json
 from harness import Daemon, check, eq
 
 PW = "rbac-pass-123"
+FLOW = {"start": "s", "states": {"s": {"say": "Hello.", "end": "done"}}}
 ROLES = ["viewer", "supervisor", "manager", "admin"]
 RANK = {"public": 0, "viewer": 1, "supervisor": 2, "manager": 3, "admin": 4}
 
@@ -65,6 +66,11 @@ POST   /api/voice-ai/understand         viewer
 POST   /api/voice-ai/analyze-emotion    viewer
 POST   /api/voice-ai/manage-conversation viewer
 POST   /api/voice-ai/generate-response  viewer
+POST   /api/voice-ai/synthesize-speech  supervisor
+POST   /api/voice-ai/train-model        manager
+GET    /api/voice-ai/models             viewer
+GET    /api/voice-ai/models/{id}        viewer
+POST   /api/voice-ai/models/{id}/activate manager
 """
 
 
@@ -107,7 +113,8 @@ def fixtures(d, admin):
     ids["leads"] = create(d, admin, "/api/leads",
                           {"campaign_id": ids["campaigns"], "phone": "+14155550100"})
     ids["dnc"] = create(d, admin, "/api/dnc", {"phone": "+14155550101"})
-    ids["flows"] = create(d, admin, "/api/flows", {"name": "rbac target", "definition": {}})
+    ids["flows"] = create(d, admin, "/api/flows", {"name": "rbac target",
+                                                    "definition": FLOW})
     ids["webhooks"] = create(d, admin, "/api/webhooks", {"url": "http://127.0.0.1:9/hook"})
     return ids
 
@@ -130,7 +137,7 @@ def request_for(method, pattern, ids, role, n):
             "/api/campaigns": {"name": "c-" + tag},
             "/api/leads": {"campaign_id": ids["campaigns"], "phone": "+1415555%04d" % (2000 + n)},
             "/api/dnc": {"phone": "+1415555%04d" % (3000 + n)},
-            "/api/flows": {"name": "f-" + tag, "definition": {}},
+            "/api/flows": {"name": "f-" + tag, "definition": FLOW},
             "/api/webhooks": {"url": "http://127.0.0.1:9/" + tag},
             # Dials a port nothing answers on: accepted (202), then it fails on its own.
             "/api/calls": {"to": "sip:rbac-%s@127.0.0.1:9" % tag},
@@ -145,6 +152,11 @@ def request_for(method, pattern, ids, role, n):
             "/api/voice-ai/analyze-emotion": {"text": "that's great"},
             "/api/voice-ai/manage-conversation": {"flow_name": "default"},
             "/api/voice-ai/generate-response": {"flow_name": "default", "text": "hello"},
+            "/api/voice-ai/synthesize-speech": {"text": "hello", "voice": "rms"},
+            "/api/voice-ai/train-model": {"name": "m-" + tag, "holdout": 0, "examples": [
+                {"intent": "a", "text": "x y"}, {"intent": "a", "text": "y z"},
+                {"intent": "b", "text": "z w"}, {"intent": "b", "text": "w v"}]},
+            "/api/voice-ai/models/{id}/activate": {},
         }[pattern]
     elif method == "PATCH":
         body = {

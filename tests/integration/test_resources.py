@@ -144,7 +144,7 @@ def test_res_campaigns_crud_and_defaults():
         for k, v in defaults.items():
             eq(c[k], v, "default of %s" % k)
         eq(c["created_at"], c["updated_at"], "fresh row")
-        _, f = req(d, "POST", "/api/flows", {"name": "greeting", "definition": {"start": "hi"}},
+        _, f = req(d, "POST", "/api/flows", {"name": "greeting", "definition": flow_doc("Hi.")},
                    status=201)
         bodies = [{"name": "camp %d" % i, "timezone": "Europe/London", "default_country": "GB",
                    "calling_days": "mon,wed", "max_concurrent": 1000, "flow_id": f["id"],
@@ -379,27 +379,45 @@ def test_res_users_and_last_admin():
            len(rest) + 1, "hashes are argon2id")
 
 
+def flow_doc(say):
+    """The smallest flow the conversation engine accepts."""
+    return {"start": "s", "states": {"s": {"say": say, "end": "done"}}}
+
+
 def test_res_flows_versions():
     with Daemon() as d:
-        bodies = [{"name": "flow %d" % i, "kind": "llm" if i % 2 else "scripted",
-                   "definition": {"nodes": [{"id": "n%d" % i}]}} for i in range(5)]
+        bodies = [{"name": "flow %d" % i, "definition": flow_doc("Hello %d." % i)}
+                  for i in range(5)]
         rest = crud(d, "/api/flows", "flows", bodies, {"description": "d"}, {"description": "d",
                                                                               "version": 1})
         f = rest[0]
-        eq(f["definition"], {"nodes": [{"id": "n1"}]}, "definition as an object")
+        eq(f["definition"], flow_doc("Hello 1."), "definition as an object")
         path = "/api/flows/%d" % f["id"]
-        _, same = req(d, "PATCH", path, {"definition": {"nodes": [{"id": "n1"}]}}, status=200)
+        _, same = req(d, "PATCH", path, {"definition": flow_doc("Hello 1.")}, status=200)
         eq(same["version"], 1, "same definition keeps the version")
-        _, v2 = req(d, "PATCH", path, {"definition": {"nodes": []}}, status=200)
+        _, v2 = req(d, "PATCH", path, {"definition": flow_doc("Changed.")}, status=200)
         eq(v2["version"], 2, "new definition bumps the version")
-        _, v3 = req(d, "PATCH", path, {"definition": {"x": 1}, "name": "renamed"}, status=200)
+        _, v3 = req(d, "PATCH", path, {"definition": flow_doc("Again."), "name": "renamed"},
+                    status=200)
         eq((v3["version"], v3["name"]), (3, "renamed"), "bump again")
         err(d, "POST", "/api/flows", {"name": "nodef"}, 400, "invalid_field", "definition")
         err(d, "POST", "/api/flows", {"name": "arr", "definition": []}, 400, "invalid_field",
             "definition")
-        err(d, "POST", "/api/flows", {"name": "k", "definition": {}, "kind": "magic"}, 400,
-            "invalid_field", "kind")
-        err(d, "POST", "/api/flows", {"name": "renamed", "definition": {}}, 409, "conflict")
+        err(d, "POST", "/api/flows", {"name": "k", "definition": flow_doc("x"), "kind": "magic"},
+            400, "invalid_field", "kind")
+        err(d, "POST", "/api/flows", {"name": "renamed", "definition": flow_doc("x")}, 409,
+            "conflict")
+        # Validated on save: every problem named, nothing stored, the stored version untouched.
+        st, out = req(d, "POST", "/api/flows", {"name": "broken", "definition": {
+            "start": "a", "states": {"a": {"say": "hi", "on": {"affirm": "nowhere"}}}}})
+        eq(st, 422, "invalid flow refused")
+        eq(out["error"]["details"]["field"], "definition", "the field")
+        check(any(e["path"] == "$.states.a.on.affirm" and "nowhere" in e["message"]
+                  for e in out["error"]["details"]["errors"]), "the bad transition is named")
+        st, out = req(d, "PATCH", path, {"definition": {"states": {}}})
+        eq(st, 422, "an invalid update is refused too")
+        _, still = req(d, "GET", path, status=200)
+        eq(still["version"], 3, "the stored flow is unchanged")
         err(d, "PATCH", path, {"version": 9}, 400, "invalid_field", "version")
         big = {"blob": "x" * (300 * 1024)}
         st, out = req(d, "POST", "/api/flows", {"name": "big", "definition": big})
@@ -410,7 +428,7 @@ def test_res_flows_versions():
 
 def test_res_webhooks_secret_only_on_create():
     with Daemon() as d:
-        bodies = [{"url": "https://hooks.example.com/%d" % i, "events": ["call.ended", "lead.updated"],
+        bodies = [{"url": "https://hooks.example.com/%d" % i, "events": ["call.ended", "lead.dnc"],
                    "name": "h%d" % i} for i in range(4)]
         created = []
         for b in bodies:
@@ -542,7 +560,7 @@ def test_res_calls_turns_and_analytics():
 def test_res_audit_filters_and_restart():
     with Daemon() as d:
         t = d.admin()
-        _, f = req(d, "POST", "/api/flows", {"name": "f", "definition": {"a": 1}}, status=201)
+        _, f = req(d, "POST", "/api/flows", {"name": "f", "definition": flow_doc("A.")}, status=201)
         _, c = req(d, "POST", "/api/campaigns", {"name": "keep", "flow_id": f["id"],
                                                  "settings": {"x": {"y": [1]}}}, status=201)
         _, l = req(d, "POST", "/api/leads", {"campaign_id": c["id"], "phone": "+14155550123",
@@ -554,7 +572,8 @@ def test_res_audit_filters_and_restart():
         # Another actor: a manager writes a flow.
         d.user_add("mgr@example.com", "manager-pass-1", "manager")
         mt = d.login("mgr@example.com", "manager-pass-1")
-        st, mf, _ = d.request("POST", "/api/flows", {"name": "mine", "definition": {}}, token=mt)
+        st, mf, _ = d.request("POST", "/api/flows", {"name": "mine", "definition": flow_doc("M.")},
+                              token=mt)
         eq(st, 201, "manager creates a flow")
         mine = [a for a in audit(d, actor="mgr@example.com")]
         eq([(a["action"], a["resource"], a["resource_id"]) for a in mine if a["resource"] == "flows"],
@@ -564,7 +583,7 @@ def test_res_audit_filters_and_restart():
         # An API key acts as "api-key:<id>".
         st, key, _ = d.request("POST", "/api/keys", {"name": "ci", "role": "manager"}, token=t)
         eq(st, 201, "API key created")
-        st, kf, _ = d.request("POST", "/api/flows", {"name": "by key", "definition": {}},
+        st, kf, _ = d.request("POST", "/api/flows", {"name": "by key", "definition": flow_doc("K.")},
                               api_key=key["key"])
         eq(st, 201, "flow created with an API key")
         a = audit_has(d, "flows", "create", kf["id"], actor="api-key:%d" % key["id"])
@@ -635,11 +654,12 @@ def test_res_concurrent_patches_lose_no_update():
     import threading
     with Daemon(env={"REVOVOICE_STORE_POOL": "4"}) as d:
         tok = d.admin()
-        _, f = req(d, "POST", "/api/flows", {"name": "race", "definition": {}}, status=201)
+        _, f = req(d, "POST", "/api/flows", {"name": "race", "definition": flow_doc("R.")},
+                  status=201)
         out = []
 
         def patch(i):
-            st, _, _ = d.request("PATCH", "/api/flows/%d" % f["id"], {"definition": {"i": i}},
+            st, _, _ = d.request("PATCH", "/api/flows/%d" % f["id"], {"definition": flow_doc("Say %d." % i)},
                                  token=tok, timeout=30)
             out.append(st)
         th = [threading.Thread(target=patch, args=(i,)) for i in range(24)]
@@ -663,7 +683,8 @@ def test_res_pool_of_one_survives_every_kind_of_request():
                      "REVOVOICE_RATE_LIMIT_BURST": "100000"}) as d:
         tok = d.admin()
         _, c = req(d, "POST", "/api/campaigns", {"name": "pool"}, status=201)
-        _, f = req(d, "POST", "/api/flows", {"name": "pool", "definition": {}}, status=201)
+        _, f = req(d, "POST", "/api/flows", {"name": "pool", "definition": flow_doc("P.")},
+                  status=201)
         _, ld = req(d, "POST", "/api/leads", {"campaign_id": c["id"], "phone": "4155550199"},
                     status=201)
         _, w = req(d, "POST", "/api/webhooks", {"url": "https://example.com/h"}, status=201)

@@ -107,3 +107,18 @@ RV_TEST(nlu_entities_bad_zone_and_odd_text)
 	                              &ctx, e, 2, &n));
 	ASSERT(n <= 2);
 }
+
+RV_TEST(nlu_entities_no_false_numbers_or_times)
+{
+	ASSERT_EQ_STR(val("no one is home right now", RV_ENT_NUMBER), "(none)");
+	ASSERT_EQ_STR(val("i'll take that one", RV_ENT_NUMBER), "(none)");
+	ASSERT_EQ_STR(val("good morning", RV_ENT_DATETIME), "(none)");
+	ASSERT_EQ_STR(val("have a nice evening", RV_ENT_DATETIME), "(none)");
+	ASSERT_EQ_STR(val("the last four digits are 1234", RV_ENT_NUMBER), "1234");
+	ASSERT_EQ_STR(val("around five thousand dollars", RV_ENT_DATETIME), "(none)");
+	ASSERT_EQ_STR(val("around five thousand dollars", RV_ENT_MONEY), "5000.00");
+	/* The same words still work where they mean it. */
+	ASSERT_EQ_STR(val("call me tomorrow morning", RV_ENT_DATETIME),
+	              "2026-11-23T09:00:00-05:00");
+	ASSERT_EQ_STR(val("we need one more", RV_ENT_NUMBER), "1");
+}

@@ -113,3 +113,51 @@ RV_TEST(nlu_intent_train_rejects_bad_input)
 	ASSERT_EQ_INT(rv_intent_train(one_label, 2, NULL, &m, NULL, why, sizeof(why)), -EINVAL);
 	ASSERT(m == NULL);
 }
+
+RV_TEST(nlu_intent_builtin_hedges_and_fillers)
+{
+	/* First-cut confusions: hesitations went to talk_to_human or wrong_number. */
+	ASSERT_EQ_STR(classify("hmm let me think", NULL), RV_INTENT_OOS);
+	ASSERT_EQ_STR(classify("i'm not sure", NULL), RV_INTENT_OOS);
+	ASSERT_EQ_STR(classify("i guess so", NULL), "affirm");
+	/* STT-style text: no punctuation, fillers, digits spoken as words. */
+	ASSERT_EQ_STR(classify("uh yeah that's fine", NULL), "affirm");
+	ASSERT_EQ_STR(classify("um could you ring me back on thursday", NULL), "callback_later");
+	ASSERT_EQ_STR(classify("my cell is two one two five five five zero one nine nine", NULL),
+	              "provide_info");
+	ASSERT_EQ_STR(classify("hi you've reached dan leave a message after the beep", NULL),
+	              "voicemail_greeting");
+}
+
+RV_TEST(nlu_intent_load_refuses_nul_labels_and_huge_weights)
+{
+	static const struct rv_intent_example ex[] = {
+	    {"yes", "yes"}, {"yes", "yeah sure"}, {"nope", "no"}, {"nope", "no way"}};
+	struct rv_intent_train_cfg cfg;
+	rv_intent_train_defaults(&cfg);
+	cfg.holdout = 0;
+	struct rv_intent_model *m = NULL, *bad = NULL;
+	char why[128];
+	ASSERT_OK(rv_intent_train(ex, 4, &cfg, &m, NULL, why, sizeof(why)));
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	ASSERT_OK(rv_intent_save(m, &buf, &len));
+	/* Header: magic, version, labels, features, temperature, threshold; then "\3yes". */
+	ASSERT_EQ_INT(buf[24], 3);
+	buf[26] = '\0'; /* "y\0s" would not save back as it loaded */
+	ASSERT_EQ_INT(rv_intent_load(buf, len, &bad), -EINVAL);
+	buf[26] = 's';
+	ASSERT_OK(rv_intent_load(buf, len, &bad));
+	rv_intent_free(bad);
+	bad = NULL;
+	/* The last weight set to 1e30: finite, but no training makes it; scores could overflow. */
+	float huge = 1e30f;
+	uint32_t bits;
+	memcpy(&bits, &huge, 4);
+	for (int i = 0; i < 4; i++)
+		buf[len - 4 + i] = (uint8_t)(bits >> (8 * i));
+	ASSERT_EQ_INT(rv_intent_load(buf, len, &bad), -EINVAL);
+	ASSERT(bad == NULL);
+	free(buf);
+	rv_intent_free(m);
+}
