@@ -45,7 +45,7 @@ BIN       := $(BUILD)/revovoice
 TEST_BIN  := $(BUILD)/rv-unit-tests
 WEB_DIST  := web/dist/index.html
 
-.PHONY: all run test unit integration asan bench fuzz format format-check clean deps
+.PHONY: all run test unit integration asan bench fuzz format format-check clean deps FORCE
 all: $(BIN) $(TEST_BIN)
 
 deps:
@@ -59,7 +59,13 @@ $(BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(GEN_C): $(MIGRATIONS) scripts/embed-migrations.sh
+# The list of migration files, rewritten only when it changes: a migration added with an old
+# mtime (a checkout, a copy) still regenerates the embedded set.
+$(BUILD)/gen/migrations.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(MIGRATIONS)" | cmp -s - $@ || echo "$(MIGRATIONS)" > $@
+
+$(GEN_C): $(MIGRATIONS) scripts/embed-migrations.sh $(BUILD)/gen/migrations.list
 	@mkdir -p $(dir $@)
 	scripts/embed-migrations.sh $@ $(MIGRATIONS)
 

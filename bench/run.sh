@@ -11,4 +11,5 @@ build=${1:-build}
 "$root/bench/vad/run.sh" "$build"
 "$root/bench/stt/run.sh" "$build"
 "$root/bench/tts/run.sh" "$build"
+"$root/bench/voice/run.sh" "$build"
 "$root/bench/nlu/run.sh" "$build"

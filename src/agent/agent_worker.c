@@ -165,7 +165,10 @@ struct synth_ctx {
 	struct rv_pcm *buf;
 	size_t n;
 	bool barge;
+	bool trim; /* drop the leading silence (the first audio of a prompt) */
 };
+
+#define TRIM_LEVEL 300 /* |sample| below this counts as the synthesizer's lead-in silence */
 
 static uint32_t post_item(struct call_ag *c, struct rv_pcm *pcm, bool barge)
 {
@@ -201,6 +204,17 @@ static int chunk_h(const int16_t *x, size_t n, void *arg)
 		s->c->lat.tts_first = rv_time_mono_ns();
 	if (atomic_load(&s->c->ended))
 		return 1;
+	/* flite opens every utterance with ~175 ms of near-silence: at the start of a reply that
+	 * is pure delay for the caller, so it is skipped (later sentences keep their pauses). */
+	if (s->trim) {
+		while (n > 0 && x[0] > -TRIM_LEVEL && x[0] < TRIM_LEVEL) {
+			x++;
+			n--;
+		}
+		if (n == 0)
+			return 0;
+		s->trim = false;
+	}
 	while (n > 0) {
 		size_t room = s->buf->n - s->n, k = n < room ? n : room;
 		memcpy(s->buf->s + s->n, x, k * sizeof(int16_t));
@@ -238,7 +252,7 @@ size_t ag_next_sentence(const char *p, char *out, size_t cap)
 static void synth_text(struct call_ag *c, const char *text, bool barge)
 {
 	char sentence[AG_SENTENCE_MAX];
-	struct synth_ctx s = {.c = c, .barge = barge};
+	struct synth_ctx s = {.c = c, .barge = barge, .trim = c->items_out == 0};
 	if (rv_pcm_alloc(RV_MEDIA_RATE * 2 / 5, RV_MEDIA_RATE, &s.buf) != 0)
 		return;
 	for (const char *p = text; *p && !atomic_load(&c->ended);) {

@@ -40,7 +40,7 @@ void rv_turn_cfg_defaults(struct rv_turn_cfg *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->end_silence_ms = 700;
 	cfg->complete_silence_ms = 300;
-	cfg->incomplete_silence_ms = 1500;
+	cfg->incomplete_silence_ms = 1000;
 	cfg->complete_threshold = 0.5f;
 	cfg->no_input_ms = 5000;
 	cfg->barge_in_min_ms = 400;
@@ -244,7 +244,7 @@ static bool is_digits(const char *w)
 
 bool rv_turn_partial_unfinished(const char *partial)
 {
-	char w[1][32];
+	char w[2][32];
 
 	if (!partial)
 		return false;
@@ -257,9 +257,18 @@ bool rv_turn_partial_unfinished(const char *partial)
 		return true;
 	if (len && (partial[len - 1] == '.' || partial[len - 1] == '?' || partial[len - 1] == '!'))
 		return false;
-	if (words(partial, w, 1, NULL) == 0)
+	size_t n = words(partial, w, 2, NULL);
+	if (n == 0)
 		return false;
-	return in_list(w[0], unfinished_words) || in_list(w[0], digit_words) || is_digits(w[0]);
+	const char *last = w[n - 1];
+	if (in_list(last, unfinished_words))
+		return true;
+	/* Dictation is a run of digits: two digit words ("seven six"), or a literal run that
+	 * is not a complete number yet. One number word alone ends sentences as often as not
+	 * ("I already have one", "two"). */
+	bool digit_last = in_list(last, digit_words) || is_digits(last);
+	bool digit_before = n == 2 && (in_list(w[0], digit_words) || is_digits(w[0]));
+	return digit_last && (digit_before || (is_digits(last) && strlen(last) >= 2));
 }
 
 static const char *const backchannel_words[] = {

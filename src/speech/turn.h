@@ -84,7 +84,7 @@ struct rv_turn_event {
  * which are the ones that say whether the sentence is finished. */
 #define RV_TURN_PARTIAL_MAX 1024
 
-/* Fill *cfg with the defaults: 700 / 300 / 1500 ms of silence, threshold 0.5, 5 s no-input,
+/* Fill *cfg with the defaults: 700 / 300 / 1000 ms of silence, threshold 0.5, 5 s no-input,
  * barge-in after 400 ms of voice at -45 dBFS or louder, 900 ms for a backchannel. */
 void rv_turn_cfg_defaults(struct rv_turn_cfg *cfg);
 

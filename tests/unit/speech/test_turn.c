@@ -196,6 +196,8 @@ RV_TEST(turn_unfinished_and_backchannel_phrases)
 	    "my number is five five five.",
 	    "",
 	    "Is it?",
+	    "I already have one",
+	    "two",
 	};
 	for (size_t i = 0; i < sizeof(unfinished) / sizeof(*unfinished); i++)
 		ASSERT_MSG(rv_turn_partial_unfinished(unfinished[i]), "'%s'", unfinished[i]);
@@ -364,7 +366,7 @@ RV_TEST(turn_semantic_complete_shortens)
 
 RV_TEST(turn_mid_sentence_lengthens)
 {
-	semantic_case("my number is", RV_TURN_REASON_INCOMPLETE, 1500);
+	semantic_case("my number is", RV_TURN_REASON_INCOMPLETE, 1000);
 }
 
 RV_TEST(turn_plain_partial_uses_default)
