@@ -491,3 +491,58 @@ def test_twilio_shutdown_with_live_stream():
         row = call_row(d, call_sid=sid)
         eq(row["hangup_cause"], "shutdown", "the call ended with the service: %r" % row)
         check(row["ended_at"], "ended")
+
+
+def test_twilio_barge_in_sends_clear():
+    """The voice agent on a Twilio call: caller speech during a long prompt stops it, and the
+    daemon tells Twilio to drop what it has buffered with a `clear` on the stream."""
+    import subprocess
+    sp = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "talk.wav")
+        subprocess.run(["flite", "-voice", "rms", "-t", "I want to speak to a real person "
+                        "please.", "-o", raw], check=True, timeout=60)
+        with wave.open(raw) as w:
+            rate = w.getframerate()
+            pcm = array.array("h", w.readframes(w.getnframes()))
+        speech = [pcm[int(i * rate / 8000)] for i in range(int(len(pcm) * 8000 / rate))]
+        c = config(sp) + "speech:\n  workers: 1\n"
+        with Daemon(config=c, agent=True) as d:
+            tok = d.admin()
+            flow = {"start": "talk", "states": {"talk": {
+                "say": "Thank you for calling. I am going to tell you about our opening hours, "
+                       "our prices, our three locations in the city and the parking next to each "
+                       "of them, and the many ways you can reach us during the week.",
+                "on": {"talk_to_human": {"say": "One moment.", "end": "transferred"}},
+                "fallback": {"say": "Goodbye.", "end": "completed"}}}}
+            st, f, _ = d.request("POST", "/api/flows", {"name": "long", "definition": flow},
+                                 token=tok)
+            eq(st, 201, "flow")
+            st, camp, _ = d.request("POST", "/api/campaigns", {
+                "name": "tw", "status": "active", "flow_id": f["id"],
+                "inbound_numbers": "+14155550199"}, token=tok)
+            eq(st, 201, "campaign: %r" % (camp,))
+            sid = "CA" + "7" * 32
+            ms, _ = open_stream(d, sp, sid)
+            ms.connected()
+            ms.start()
+            # 3 s of silence while the prompt plays, then the caller talks over it. The flow
+            # answers the request for a person and ends the call, which closes the stream
+            # while we may still be sending.
+            try:
+                ms.stream_audio([0] * 8000 * 3 + speech + [0] * 8000 * 3)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            clear = ms.wait_for(lambda m: m.get("event") == "clear", timeout=10)
+            check(clear is not None, "a clear came after the caller spoke: %r" %
+                  [m.get("event") for _, m in ms.messages()][-20:])
+            eq(clear["streamSid"], ms.stream_sid, "clear streamSid")
+            try:
+                ms.stop()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            ms.wait_closed()
+            row = call_row(d, call_sid=sid, timeout=20)
+            st, turns, _ = d.request("GET", "/api/calls/%d/turns" % row["id"], token=tok)
+            first = turns["items"][0]
+            eq(first["barge_in"], True, "the prompt's turn records the interruption: %r" % first)
