@@ -26,7 +26,8 @@ struct rv_flow;
 struct rv_llm;
 struct rv_llm_convo;
 
-#define AG_PREROLL 20 /* frames of audio kept from before speech was declared (400 ms) */
+#define AG_PREROLL   20 /* frames of audio kept from before speech was declared (400 ms) */
+#define AG_VOICE_MAX (RV_MEDIA_RATE * 20) /* voiced audio kept per turn for emotion: 20 s */
 
 struct rv_agent {
 	struct rv_app *app;
@@ -123,6 +124,10 @@ struct call_ag {
 	int seq;
 	struct ag_lat lat;
 	struct rv_emotion_baseline emo_base;
+	int16_t *voice_buf; /* this turn's voiced audio (AG_VOICE_MAX samples at most) */
+	size_t voice_n;
+	struct rv_voice_feat
+	    voice_feat; /* measured at the end of the turn, used by the dialog turn */
 	unsigned turns;
 };
 

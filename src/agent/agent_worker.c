@@ -439,9 +439,12 @@ static void run_dialog(struct call_ag *c, const struct rv_turn_in *in, const cha
 			struct rv_emotion_text et;
 			struct rv_emotion e;
 			rv_emotion_text(heard_text, &et);
-			rv_emotion_fuse(&et, NULL, &c->emo_base, &e);
-			emo = json_pack("{s:s, s:f, s:f}", "label", e.label, "valence", e.valence,
-			                "arousal", e.arousal);
+			rv_emotion_fuse(&et, c->voice_feat.valid ? &c->voice_feat : NULL,
+			                &c->emo_base, &e);
+			emo = json_pack("{s:s, s:f, s:f, s:f}", "label", e.label, "valence",
+			                e.valence, "arousal", e.arousal, "voice_arousal",
+			                e.voice_arousal);
+			memset(&c->voice_feat, 0, sizeof(c->voice_feat));
 		}
 		ag_store_turn(c, c->seq++, "caller", heard_text ? heard_text : "", o.intent,
 		              o.intent_conf, o.entities, emo, started_ns ? started_ns : now, now);
@@ -542,6 +545,26 @@ static void amd_step(struct call_ag *c, const struct ag_frame *f, const struct r
 	}
 }
 
+/* The caller's voiced audio of the turn, kept for the voice's part of the emotion. */
+static void voice_keep(struct call_ag *c, const int16_t *x)
+{
+	if (!c->voice_buf) {
+		c->voice_buf = malloc(AG_VOICE_MAX * sizeof(int16_t));
+		if (!c->voice_buf)
+			return;
+	}
+	if (c->voice_n + RV_MEDIA_FRAME <= AG_VOICE_MAX) {
+		memcpy(c->voice_buf + c->voice_n, x, RV_MEDIA_FRAME * sizeof(int16_t));
+		c->voice_n += RV_MEDIA_FRAME;
+	}
+}
+
+static void feed(struct call_ag *c, const int16_t *x)
+{
+	rv_stt_feed(c->stt, x, RV_MEDIA_FRAME);
+	voice_keep(c, x);
+}
+
 static void end_of_turn(struct call_ag *c, const struct rv_turn_event *ev)
 {
 	c->lat.speech_end = media_to_ns(c, ev->speech_end_ms);
@@ -556,6 +579,13 @@ static void end_of_turn(struct call_ag *c, const struct rv_turn_event *ev)
 		else if (err)
 			rv_warn("agent", "call %lld: STT failed: %s", (long long)c->call_id,
 			        rv_stt_strerror(err));
+		/* Pitch, loudness and rate of this turn, judged later against the caller's own
+		 * earlier turns (nlu/emotion.h). */
+		memset(&c->voice_feat, 0, sizeof(c->voice_feat));
+		if (c->voice_buf && c->voice_n)
+			rv_voice_features(c->voice_buf, c->voice_n, RV_MEDIA_RATE,
+			                  !err && res ? (unsigned)res->nwords : 0, &c->voice_feat);
+		c->voice_n = 0;
 		rv_stt_result_free(res);
 	}
 	c->lat.stt_final = rv_time_mono_ns();
@@ -593,10 +623,10 @@ void ag_worker_frame(struct call_ag *c, const struct ag_frame *f)
 		for (unsigned k = 0; k < c->pre_n; k++) {
 			unsigned i = (c->pre_head + k) % AG_PREROLL;
 			if (c->pre[i].ts_ms + RV_MEDIA_PTIME_MS > vf.start_ms)
-				rv_stt_feed(c->stt, c->pre[i].s, RV_MEDIA_FRAME);
+				feed(c, c->pre[i].s);
 		}
 	} else if (c->utt_open && vf.speech) {
-		rv_stt_feed(c->stt, f->mic, RV_MEDIA_FRAME);
+		feed(c, f->mic);
 	}
 
 	struct rv_turn_event ev[RV_TURN_MAX_EVENTS];
@@ -621,6 +651,7 @@ void ag_worker_frame(struct call_ag *c, const struct ag_frame *f)
 				rv_stt_end_utt(c->stt, &res);
 				rv_stt_result_free(res);
 				c->utt_open = false;
+				c->voice_n = 0;
 			}
 			struct rv_turn_in in = {.silence = true};
 			run_dialog(c, &in, NULL, 0);
@@ -690,6 +721,9 @@ void ag_worker_end(struct call_ag *c)
 
 void ag_worker_release(struct call_ag *c)
 {
+	free(c->voice_buf);
+	c->voice_buf = NULL;
+	c->voice_n = 0;
 	rv_stt_session_free(c->stt);
 	c->stt = NULL;
 	rv_vad_free(c->vad);

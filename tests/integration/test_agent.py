@@ -76,6 +76,9 @@ def test_agent_inbound_call_books_callback_from_speech():
               "the agent greets first: %r" % said)
         caller = [t for t in turns["items"] if t["speaker"] == "caller"]
         check(any("tomorrow" in t["text"] for t in caller), "the STT heard the caller: %r" % said)
+        emo = [t["emotion"] for t in caller if "tomorrow" in t["text"]][0]
+        check(emo.get("label") in ("neutral", "positive", "frustrated", "confused", "sad") and
+              "voice_arousal" in emo, "the turn's emotion, words and voice: %r" % emo)
         eq(row["disposition"], "callback", "disposition: %r / turns %r" % (row, said))
         cb = tt.sql(d, "SELECT local_time, status FROM callbacks WHERE call_id = %d" % row["id"])
         check(len(cb) == 1, "one callback row: %r" % cb)
