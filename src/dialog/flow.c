@@ -11,10 +11,12 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "dialog/llm.h"
 #include "nlu/emotion.h"
 #include "nlu/entities.h"
 #include "nlu/intent.h"
+#include "nlu/model_registry.h"
 
 #define DEFAULT_RETRIES 2
 #define DEFAULT_SILENCE 2
@@ -43,8 +45,9 @@ struct rv_convo {
 	int frustrated; /* frustrated turns in a row */
 	unsigned turns;
 	char *last_say;
-	const json_t *turn_ents; /* this turn's entities while it runs (borrowed) */
-	int depth;               /* nested state entries this turn (slot prefill chains) */
+	char intent_buf[RV_INTENT_MAX_LABEL]; /* the last turn's intent, when from a shared model */
+	const json_t *turn_ents;              /* this turn's entities while it runs (borrowed) */
+	int depth; /* nested state entries this turn (slot prefill chains) */
 	bool ended;
 	char disposition[48];
 };
@@ -939,10 +942,19 @@ int rv_convo_turn(struct rv_convo *c, const struct rv_turn_in *in, struct rv_tur
 				o->intent_conf = ir.confidence;
 			}
 		}
-		if (!o->intent && rv_intent_builtin()) {
-			rv_intent_classify(rv_intent_builtin(), text, &ir);
-			o->intent = ir.intent;
-			o->intent_conf = ir.confidence;
+		if (!o->intent) {
+			/* The operator's active model (POST /api/voice-ai/train-model), else the
+			 * built-in one. Its label is copied: a model swapped while the turn's
+			 * result is still in use must not take the string with it. */
+			struct rv_intent_ref *ref = NULL;
+			const struct rv_intent_model *m = rv_intent_registry_acquire(&ref);
+			if (m) {
+				rv_intent_classify(m, text, &ir);
+				rv_strlcpy(c->intent_buf, ir.intent, sizeof(c->intent_buf));
+				o->intent = c->intent_buf;
+				o->intent_conf = ir.confidence;
+			}
+			rv_intent_registry_release(ref);
 		}
 		if (!o->intent)
 			o->intent = RV_INTENT_OOS;
