@@ -24,6 +24,7 @@
 #include "media/media_pcm.h"
 #include "nlu/emotion.h"
 #include "nlu/entities.h"
+#include "nlu/entities_json.h"
 #include "nlu/intent.h"
 #include "nlu/model_registry.h"
 #include "obs/metrics.h"
@@ -78,14 +79,13 @@ static json_t *emotion_json(const struct rv_emotion *e)
 	                 "arousal", e->arousal, "confidence", e->confidence);
 }
 
+/* The shared form plus where the words are in the input. */
 static json_t *entity_json(const struct rv_entity *e)
 {
-	json_t *value = e->type == RV_ENT_MONEY
-	                    ? json_pack("{s:s, s:s}", "amount", e->value, "currency", e->unit)
-	                    : json_string(e->value);
-	return json_pack("{s:s, s:o, s:s, s:I, s:I}", "type", rv_entity_type_name(e->type), "value",
-	                 value, "text", e->text, "start", (json_int_t)e->start, "end",
-	                 (json_int_t)e->end);
+	json_t *j = rv_entity_json(e);
+	json_object_set_new(j, "start", json_integer((json_int_t)e->start));
+	json_object_set_new(j, "end", json_integer((json_int_t)e->end));
+	return j;
 }
 
 static void understand(struct rv_app *app, struct rv_http_req *req, struct rv_http_resp *resp)

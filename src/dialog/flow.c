@@ -15,6 +15,7 @@
 #include "dialog/llm.h"
 #include "nlu/emotion.h"
 #include "nlu/entities.h"
+#include "nlu/entities_json.h"
 #include "nlu/intent.h"
 #include "nlu/model_registry.h"
 
@@ -805,25 +806,12 @@ static int64_t now_ms(const struct rv_convo *c)
 
 static json_t *entities_json(const struct rv_convo *c, const char *text, bool expect_name)
 {
-	struct rv_entity e[RV_ENTITY_MAX];
-	size_t n = 0;
 	struct rv_entity_ctx ctx = {
 	    .timezone = c->tz, .now_ms = now_ms(c), .region = "US", .expect_name = expect_name};
 	const char *reg = json_string_value(json_object_get(c->campaign, "default_country"));
 	if (reg)
 		ctx.region = reg;
-	json_t *arr = json_array();
-	if (rv_entities_extract(text ? text : "", &ctx, e, RV_ENTITY_MAX, &n) != 0)
-		return arr;
-	for (size_t i = 0; i < n; i++) {
-		json_t *v = e[i].type == RV_ENT_MONEY ? json_pack("{s:s, s:s}", "amount",
-		                                                  e[i].value, "currency", e[i].unit)
-		                                      : json_string(e[i].value);
-		json_array_append_new(arr, json_pack("{s:s, s:o, s:s}", "type",
-		                                     rv_entity_type_name(e[i].type), "value", v,
-		                                     "text", e[i].text));
-	}
-	return arr;
+	return rv_entities_json(text ? text : "", &ctx);
 }
 
 int rv_convo_start(const struct rv_flow *flow, const struct rv_convo_ctx *ctx,

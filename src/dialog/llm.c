@@ -20,6 +20,7 @@
 #include "core/util.h"
 #include "dialog/flow_int.h"
 #include "nlu/entities.h"
+#include "nlu/entities_json.h"
 #include "nlu/intent.h"
 #include "obs/metrics.h"
 
@@ -1552,24 +1553,11 @@ static void fall_back(struct rv_llm_convo *c, const char *reason)
 
 static json_t *entities_of(const struct rv_llm_convo *c, const char *text)
 {
-	struct rv_entity e[RV_ENTITY_MAX];
-	size_t n = 0;
 	struct rv_entity_ctx ec = {.timezone = c->tz, .now_ms = clock_ms(c), .region = "US"};
 	const char *reg = json_string_value(json_object_get(c->campaign, "default_country"));
 	if (reg)
 		ec.region = reg;
-	json_t *arr = json_array();
-	if (!text || rv_entities_extract(text, &ec, e, RV_ENTITY_MAX, &n) != 0)
-		return arr;
-	for (size_t i = 0; i < n; i++) {
-		json_t *v = e[i].type == RV_ENT_MONEY ? json_pack("{s:s, s:s}", "amount",
-		                                                  e[i].value, "currency", e[i].unit)
-		                                      : json_string(e[i].value);
-		json_array_append_new(arr, json_pack("{s:s, s:o, s:s}", "type",
-		                                     rv_entity_type_name(e[i].type), "value", v,
-		                                     "text", e[i].text));
-	}
-	return arr;
+	return rv_entities_json(text, &ec);
 }
 
 /* Apply one round's tool calls; record the assistant message and the tool results. */
