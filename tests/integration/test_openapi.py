@@ -248,8 +248,14 @@ def _exercise(d, rec):
               "From": form["From"], "To": form["To"], "Direction": "outbound-api"}
     r(204, "POST", "/twilio/status", "/twilio/status?" + q,
       **_twilio_form("/twilio/status?" + q, status))
-    eq(d.request("GET", "/api/calls/%d" % placed["id"], token=tok)[1]["disposition"], "busy",
-       "status callback ended the call")
+    # The row is written by the telephony writer thread after the 204: wait for it.
+    disp = None
+    for _ in range(100):
+        disp = d.request("GET", "/api/calls/%d" % placed["id"], token=tok)[1]["disposition"]
+        if disp is not None:
+            break
+        time.sleep(0.05)
+    eq(disp, "busy", "status callback ended the call")
 
     # voice AI on text
     r(200, "POST", "/api/voice-ai/understand", token=tok,
