@@ -2,7 +2,8 @@
 # Targets: all (default), run, test, asan, bench, fuzz, format, format-check, clean, deps.
 
 PKGS      := jansson libmicrohttpd libjwt libsodium sqlite3 libpq yaml-0.1 \
-             libre speexdsp sndfile spandsp libcurl pocketsphinx espeak-ng icu-i18n
+             libre speexdsp sndfile spandsp libcurl pocketsphinx espeak-ng icu-i18n \
+             libcrypto
 CC        ?= cc
 CXX       ?= c++
 BUILD     ?= build
@@ -22,7 +23,8 @@ CXXFLAGS  += -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SAN) -Isrc -MMD -MP
 FLITE_LIBS := -lflite_cmu_us_rms -lflite_cmu_us_slt -lflite_cmu_us_kal -lflite_cmulex \
               -lflite_usenglish -lflite
 CFLAGS    += -isystem /usr/include/flite
-LDLIBS    += $(PKG_LIBS) $(FLITE_LIBS) -lcsv -lphonenumber -lstdc++ -lpthread -lm
+# wslay (WebSocket framing) has no pkg-config file either.
+LDLIBS    += $(PKG_LIBS) $(FLITE_LIBS) -lwslay -lcsv -lphonenumber -lstdc++ -lpthread -lm
 LDFLAGS   += $(SAN)
 
 # Every .c under src/ except main.c forms the library the daemon, tests, benches and fuzzers link.

@@ -9,7 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build_pkgs=(build-essential pkg-config libjansson-dev libmicrohttpd-dev libjwt-dev libsodium-dev
 	libsqlite3-dev libyaml-dev libcsv-dev libphonenumber-dev libpq-dev
 	libre-dev libspeexdsp-dev libsndfile1-dev libspandsp-dev libcurl4-openssl-dev
-	libpocketsphinx-dev pocketsphinx-en-us flite1-dev libespeak-ng-dev libicu-dev)
+	libpocketsphinx-dev pocketsphinx-en-us flite1-dev libespeak-ng-dev libicu-dev
+	libssl-dev libwslay-dev)
 test_pkgs=(python3 sqlite3 ca-certificates postgresql util-linux sip-tester sox clang-format
 	baresip baresip-core espeak-ng flite)
 extra_pkgs=()

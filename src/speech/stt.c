@@ -37,6 +37,7 @@ struct rv_stt_session {
 static const struct rv_stt_backend *const backends[] = {
     &rv_stt_sphinx_backend,
     &rv_stt_openai_backend,
+    &rv_stt_deepgram_backend,
 };
 
 static void metrics_init(void)
@@ -67,14 +68,19 @@ size_t rv_stt_normalise(const char *src, char *dst, size_t cap)
 		unsigned char c = *p;
 
 		if (isalnum(c) && c < 0x80) {
-			if (space && len > 0 && len + 1 < cap)
+			/* A word break only with room for a letter after it: a text cut at the
+			 * cap must not end in a space. */
+			if (space && len > 0) {
+				if (len + 2 >= cap)
+					break;
 				dst[len++] = ' ';
+			}
 			space = false;
 			if (len + 1 < cap)
 				dst[len++] = (char)tolower(c);
 		} else if (c == '\'' && len > 0 && dst[len - 1] != ' ' && !space) {
 			/* An apostrophe only counts inside a word ("don't"), not as a quote. */
-			if (isalpha(p[1]) && len + 1 < cap)
+			if (isalpha(p[1]) && p[1] < 0x80 && len + 2 < cap)
 				dst[len++] = '\'';
 			else
 				space = true;

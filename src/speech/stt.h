@@ -4,7 +4,8 @@
  *   "sphinx"   embedded pocketsphinx, the default (stt_sphinx.c);
  *   "openai"   HTTP, OpenAI's POST /v1/audio/transcriptions shape, also a whisper.cpp server
  *              (stt_openai.c); final results only;
- * A streaming WebSocket provider in Deepgram's live API shape is planned (docs/adr/0010-stt.md).
+ *   "deepgram" WebSocket, Deepgram's live API shape (stt_deepgram.c): streaming, interim
+ *              results as partials, the final result on Finalize;
  *
  * An engine is created once per provider configuration and shared: creating sessions on it is
  * thread-safe. A session belongs to one call (or one utterance) and is used from one thread at
@@ -62,7 +63,7 @@ typedef void(rv_stt_partial_h)(const struct rv_stt_result *res, void *arg);
 
 /* Engine configuration. Strings are borrowed for the duration of rv_stt_engine_new(). */
 struct rv_stt_config {
-	const char *provider; /* "sphinx" (default when NULL), "openai" */
+	const char *provider; /* "sphinx" (default when NULL), "openai", "deepgram" */
 	/* sphinx */
 	const char *model_dir; /* default /usr/share/pocketsphinx/model/en-us */
 	const char *work_dir;  /* where the private model copy goes; NULL = a temporary directory */
@@ -74,7 +75,7 @@ struct rv_stt_config {
 	/* cloud */
 	const char *base_url; /* e.g. https://api.openai.com */
 	const char *api_key;
-	const char *model;    /* provider's model name (openai default "whisper-1") */
+	const char *model;    /* provider's model ("whisper-1" for openai, "nova-2" for deepgram) */
 	const char *language; /* e.g. "en"; NULL = provider default */
 	unsigned timeout_ms;  /* per request / per final result; 0 = default 10000 */
 };

@@ -39,6 +39,16 @@ struct rv_stt_backend {
 
 extern const struct rv_stt_backend rv_stt_sphinx_backend;
 extern const struct rv_stt_backend rv_stt_openai_backend;
+extern const struct rv_stt_backend rv_stt_deepgram_backend;
+
+/*
+ * Parse one text message of Deepgram's live API (stt_deepgram.c; exported for its fuzz
+ * target and tests). "Results": *kind 1 (interim) or 2 (final), *from_finalize, *end_s
+ * (start + duration, connection time) and *out (caller frees; word times relative to
+ * `offset_s`). Other message types: *kind 0, no result. Returns 0 or -EPROTO.
+ */
+int rv_stt_deepgram_parse(const char *msg, size_t len, double offset_s, int *kind,
+                          bool *from_finalize, double *end_s, struct rv_stt_result **out);
 
 /* A result whose text is a normalised copy of `text` (NULL = ""); no words. Aborts on OOM. */
 struct rv_stt_result *rv_stt_result_new(const char *text, float conf, bool is_final);

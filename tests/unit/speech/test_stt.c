@@ -1,7 +1,8 @@
 /*
  * STT tests with real audio: utterances spoken by espeak-ng and flite, sent through an 8 kHz
  * mu-law round trip with sox (TESTING.md "Speech"), decoded by the embedded engine. The cloud
- * provider is tested against tests/fakes/fake_openai_stt.py speaking OpenAI's protocol.
+ * providers are tested against tests/fakes/fake_openai_stt.py and fake_deepgram.py, which speak
+ * OpenAI's HTTP and Deepgram's WebSocket protocols.
  */
 #include "../test.h"
 
@@ -13,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -310,7 +312,8 @@ struct fake {
 	char log[64];
 };
 
-static int fake_start(struct fake *f, const char *text)
+/* Start a fake server script (tests/fakes/NAME) with key "good-key" and a transcript. */
+static int fake_start_script(struct fake *f, const char *script, const char *text)
 {
 	int fds[2];
 	char buf[64] = {0};
@@ -325,11 +328,14 @@ static int fake_start(struct fake *f, const char *text)
 		return -errno;
 	f->pid = fork();
 	if (f->pid == 0) {
+		/* A test that fails before fake_stop must not leave the server holding the
+		 * runner's output pipe open. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
-		execlp("python3", "python3", "tests/fakes/fake_openai_stt.py", "--key", "good-key",
-		       "--text", text, "--log", f->log, (char *)NULL);
+		execlp("python3", "python3", script, "--key", "good-key", "--text", text, "--log",
+		       f->log, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -338,6 +344,11 @@ static int fake_start(struct fake *f, const char *text)
 	if (n <= 0 || sscanf(buf, "port %d", &f->port) != 1)
 		return -EIO;
 	return 0;
+}
+
+static int fake_start(struct fake *f, const char *text)
+{
+	return fake_start_script(f, "tests/fakes/fake_openai_stt.py", text);
 }
 
 static void fake_stop(struct fake *f)
@@ -435,5 +446,220 @@ RV_TEST(stt_openai_reports_server_faults)
 	dead_port = f.port;
 	fake_stop(&f);
 	ASSERT_EQ_INT(openai_run(dead_port, "good-key", pcm, &res), -ECONNREFUSED);
+	mem_deref(pcm);
+}
+
+/* ---- Deepgram-shaped WebSocket provider against the fake server ---- */
+
+struct dg_partials {
+	unsigned n;
+	char last[256];
+};
+
+static void dg_on_partial(const struct rv_stt_result *res, void *arg)
+{
+	struct dg_partials *p = arg;
+
+	p->n++;
+	rv_strlcpy(p->last, res->text, sizeof(p->last));
+}
+
+static int dg_engine(int port, const char *key, const char *model, unsigned timeout_ms,
+                     struct rv_stt_engine **out)
+{
+	char url[64];
+	struct rv_stt_config cfg = {.provider = "deepgram",
+	                            .base_url = url,
+	                            .api_key = key,
+	                            .model = model,
+	                            .timeout_ms = timeout_ms};
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	return rv_stt_engine_new(&cfg, out);
+}
+
+/* A 2 s buzz: the fake does not listen, it counts. */
+static struct rv_pcm *buzz(double seconds)
+{
+	struct rv_pcm *pcm = NULL;
+
+	if (rv_pcm_alloc((size_t)(RV_MEDIA_RATE * seconds), RV_MEDIA_RATE, &pcm) != 0)
+		return NULL;
+	for (size_t i = 0; i < pcm->n; i++)
+		pcm->s[i] = (int16_t)((i % 40) * 300 - 6000);
+	return pcm;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	size_t n;
+
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		free(buf);
+		return NULL;
+	}
+	n = fread(buf, 1, 65535, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+RV_TEST(stt_deepgram_streams_and_gets_finals_against_fake)
+{
+	struct fake f = {0};
+	struct rv_stt_engine *eng = NULL;
+	struct rv_stt_session *sess = NULL;
+	struct rv_stt_result *res = NULL;
+	struct dg_partials parts = {0};
+	struct rv_pcm *pcm = buzz(2.0);
+	char *log;
+
+	ASSERT(pcm);
+	ASSERT_OK(fake_start_script(&f, "tests/fakes/fake_deepgram.py",
+	                            "Yes, call me tomorrow|no thanks"));
+	ASSERT_OK(dg_engine(f.port, "good-key", NULL, 5000, &eng));
+	ASSERT_EQ_STR(rv_stt_engine_provider(eng), "deepgram");
+	ASSERT_OK(rv_stt_session_new(eng, 100, dg_on_partial, &parts, &sess));
+	ASSERT_OK(rv_stt_set_bias(sess, callback_bias, RV_ARRAY_LEN(callback_bias)));
+	/* Fed at the pace of a call (100 ms every 100 ms), so interim results come back while
+	 * the utterance goes on. */
+	ASSERT_OK(rv_stt_start_utt(sess));
+	for (size_t off = 0; off < pcm->n; off += RV_MEDIA_FRAME) {
+		ASSERT_OK(rv_stt_feed(sess, pcm->s + off, RV_MEDIA_FRAME));
+		if ((off / RV_MEDIA_FRAME) % 5 == 4)
+			usleep(100000);
+	}
+	ASSERT_OK(rv_stt_end_utt(sess, &res));
+	/* Two final segments joined; word times from the utterance's start. */
+	ASSERT_EQ_STR(res->text, "yes call me tomorrow");
+	ASSERT(res->is_final);
+	ASSERT_EQ_INT(res->nwords, 4);
+	ASSERT_EQ_STR(res->words[0].word, "yes");
+	ASSERT_EQ_INT(res->words[0].start_ms, 0);
+	ASSERT_EQ_INT(res->words[3].end_ms, 2000);
+	ASSERT(res->conf > 0.9f);
+	/* Interim results arrived as partials while the audio streamed. */
+	ASSERT_MSG(parts.n >= 2, "%u partials", parts.n);
+	ASSERT_MSG(strncmp(parts.last, "yes", 3) == 0, "last partial \"%s\"", parts.last);
+	rv_stt_result_free(res);
+	res = NULL;
+
+	/* A second utterance on the same connection: times restart at its own start. */
+	ASSERT_OK(decode(sess, pcm, &res));
+	ASSERT_EQ_STR(res->text, "no thanks");
+	ASSERT_EQ_INT(res->words[0].start_ms, 0);
+	ASSERT_EQ_INT(res->words[1].end_ms, 2000);
+	rv_stt_result_free(res);
+	res = NULL;
+	/* No audio: no round trip, an empty result. */
+	ASSERT_OK(rv_stt_start_utt(sess));
+	ASSERT_OK(rv_stt_end_utt(sess, &res));
+	ASSERT_EQ_STR(res->text, "");
+	rv_stt_result_free(res);
+	rv_stt_session_free(sess);
+	rv_stt_engine_free(eng);
+
+	/* What the server saw: one connection, the token, linear16 at 16 kHz, the bias as
+	 * keywords, 2 s (64000 bytes) per utterance, the ping answered, a polite close. */
+	usleep(200000);
+	log = slurp(f.log);
+	ASSERT(log);
+	ASSERT_MSG(strstr(log, "\"auth\": \"Token good-key\"") &&
+	               strstr(log, "\"encoding\": [\"linear16\"]") &&
+	               strstr(log, "\"sample_rate\": [\"16000\"]") &&
+	               strstr(log, "\"model\": [\"nova-2\"]") && strstr(log, "\"tomorrow:2\"") &&
+	               count_of(log, "\"call:2\"") == 1 && strstr(log, "\"audio_bytes\": 64000") &&
+	               strstr(log, "\"pong\", \"ok\": true"),
+	           "%s", log);
+	ASSERT_EQ_INT(count_of(log, "\"event\": \"connect\""), 1);
+	ASSERT_EQ_INT(count_of(log, "\"event\": \"utterance\""), 2);
+	free(log);
+	fake_stop(&f);
+	mem_deref(pcm);
+}
+
+/* Run one 1 s utterance on a fresh engine with `key`; the engine's timeout is 1.5 s. */
+static int dg_run(int port, const char *key, struct rv_stt_result **out)
+{
+	struct rv_stt_engine *eng = NULL;
+	struct rv_stt_session *sess = NULL;
+	struct rv_pcm *pcm = buzz(1.0);
+	int err = dg_engine(port, key, "nova-3", 1500, &eng);
+
+	if (!err)
+		err = rv_stt_session_new(eng, 0, NULL, NULL, &sess);
+	if (!err)
+		err = rv_stt_set_bias(sess, confirm_bias, RV_ARRAY_LEN(confirm_bias));
+	if (!err)
+		err = decode(sess, pcm, out);
+	rv_stt_session_free(sess);
+	rv_stt_engine_free(eng);
+	mem_deref(pcm);
+	return err;
+}
+
+RV_TEST(stt_deepgram_reports_server_faults)
+{
+	struct fake f = {0};
+	struct rv_stt_result *res = NULL;
+	struct rv_stt_engine *eng = NULL;
+	struct rv_stt_session *sess = NULL;
+	struct rv_pcm *pcm = buzz(1.0);
+	int dead_port;
+	char *log;
+
+	ASSERT(pcm);
+	ASSERT_OK(fake_start_script(&f, "tests/fakes/fake_deepgram.py", "yes"));
+	ASSERT_EQ_INT(dg_run(f.port, "wrong-key", &res), -EACCES);
+	ASSERT_EQ_INT(dg_run(f.port, "garbage", &res), -EPROTO);
+	ASSERT_EQ_INT(dg_run(f.port, "hangup", &res), -ECONNRESET);
+	ASSERT_EQ_INT(dg_run(f.port, "close1011", &res), -ECONNRESET);
+	ASSERT_EQ_INT(dg_run(f.port, "stall", &res), -ETIMEDOUT);
+	ASSERT_EQ_INT(dg_run(f.port, "oversize", &res), -EPROTO);
+	ASSERT(res == NULL);
+	/* nova-3 takes the bias as whole phrases (keyterm). */
+	log = slurp(f.log);
+	ASSERT(log);
+	ASSERT_MSG(strstr(log, "\"keyterm\": [\"yes\", \"no\"") && strstr(log, "\"that's right\""),
+	           "%s", log);
+	free(log);
+
+	/* After a failed utterance the same session reconnects for the next one. */
+	ASSERT_OK(dg_engine(f.port, "good-key", NULL, 3000, &eng));
+	ASSERT_OK(rv_stt_session_new(eng, 0, NULL, NULL, &sess));
+	ASSERT_OK(rv_stt_start_utt(sess));
+	ASSERT_OK(rv_stt_feed(sess, pcm->s, pcm->n));
+	rv_stt_session_free(sess); /* abandoned mid-utterance */
+	ASSERT_OK(rv_stt_session_new(eng, 0, NULL, NULL, &sess));
+	ASSERT_OK(decode(sess, pcm, &res));
+	ASSERT_EQ_STR(res->text, "yes");
+	rv_stt_result_free(res);
+	res = NULL;
+	rv_stt_session_free(sess);
+	rv_stt_engine_free(eng);
+
+	/* The key is checked at start; a bad URL is refused without I/O. */
+	struct rv_stt_config nokey = {.provider = "deepgram", .base_url = "http://127.0.0.1:9"};
+	ASSERT_EQ_INT(rv_stt_engine_new(&nokey, &eng), -EINVAL);
+	struct rv_stt_config badurl = {
+	    .provider = "deepgram", .base_url = "ftp://x", .api_key = "k"};
+	ASSERT_EQ_INT(rv_stt_engine_new(&badurl, &eng), -EINVAL);
+
+	dead_port = f.port;
+	fake_stop(&f);
+	ASSERT_EQ_INT(dg_run(dead_port, "good-key", &res), -ECONNREFUSED);
 	mem_deref(pcm);
 }
