@@ -57,6 +57,8 @@ struct rv_stt_engine *ag_stt(struct rv_agent *ag)
 		struct rv_stt_config sc = {
 		    .provider = cfg->speech_stt,
 		    .work_dir = work,
+		    /* One decoder per worker, loaded now: a turn never waits for one to load. */
+		    .pool_size = (unsigned)cfg->speech_workers,
 		    .base_url = *cfg->speech_stt_url ? cfg->speech_stt_url : NULL,
 		    .api_key = *cfg->speech_stt_key ? cfg->speech_stt_key : NULL};
 		int e = rv_stt_engine_new(&sc, &ag->stt);

@@ -109,6 +109,7 @@ struct call_ag {
 	} pre[AG_PREROLL];
 	unsigned pre_n, pre_head;
 	bool utt_open;
+	unsigned quiet_frames; /* unvoiced frames since the last voiced one */
 	uint64_t utt_start_ms;
 	uint64_t last_ts_ms, last_at_ns;
 	/* The prompt now playing. */

@@ -229,6 +229,24 @@ static int chunk_h(const int16_t *x, size_t n, void *arg)
 	return 0;
 }
 
+/*
+ * A cached prompt without the synthesizer's lead-in silence, for the first audio of a reply
+ * (as chunk_h does for streamed audio). Takes `pcm`, returns a trimmed copy, or `pcm` itself
+ * when there is nothing to trim or no memory for the copy.
+ */
+static struct rv_pcm *trim_lead_in(struct rv_pcm *pcm)
+{
+	size_t k = 0;
+	while (k < pcm->n && pcm->s[k] > -TRIM_LEVEL && pcm->s[k] < TRIM_LEVEL)
+		k++;
+	struct rv_pcm *out = NULL;
+	if (k == 0 || k == pcm->n || rv_pcm_alloc(pcm->n - k, pcm->rate, &out) != 0)
+		return pcm;
+	memcpy(out->s, pcm->s + k, (pcm->n - k) * sizeof(int16_t));
+	ag_pcm_release(pcm);
+	return out;
+}
+
 /* Split text into sentences at . ! ? followed by a space (keeps "3.5" and "Dr." whole when
  * no space follows the dot inside a number; a short abbreviation may split, which only
  * costs a pause). */
@@ -273,6 +291,9 @@ static void synth_text(struct call_ag *c, const char *text, bool barge)
 		     (c->items_out > 0 && rv_tts_cache_get(c->ag->cache, c->tts, &req, &cached,
 		                                           &src, why, sizeof(why)) == 0))) {
 			flush_chunk(&s);
+			if (s.trim && c->items_out == 0)
+				cached = trim_lead_in(cached);
+			s.trim = false;
 			post_item(c, cached, barge);
 			continue;
 		}
@@ -628,6 +649,13 @@ void ag_worker_frame(struct call_ag *c, const struct ag_frame *f)
 	} else if (c->utt_open && vf.speech) {
 		feed(c, f->mic);
 	}
+	/* The caller has just gone quiet: judge every word so far, not a partial up to 250 ms
+	 * old, so a complete answer can end the turn after the short silence (turn.h). Once per
+	 * pause: later partials of the same pause were measured to flip finished answers to
+	 * "unfinished" as often as the reverse (docs/BENCHMARKS.md, voice-to-voice latency). */
+	c->quiet_frames = vf.voiced ? 0 : c->quiet_frames + 1;
+	if (c->utt_open && c->quiet_frames == 1)
+		rv_stt_partial_now(c->stt);
 
 	struct rv_turn_event ev[RV_TURN_MAX_EVENTS];
 	size_t n = 0;

@@ -365,6 +365,18 @@ static void maybe_partial(struct rv_stt_session *sess)
 	rv_stt_result_free(res);
 }
 
+int rv_stt_partial_now(struct rv_stt_session *sess)
+{
+	if (!sess || !sess->utt_open)
+		return -EINVAL;
+	/* next_partial is partial_samples past the audio the last partial covered. */
+	if (!sess->eng->be->partial || sess->fed + sess->partial_samples <= sess->next_partial)
+		return -EAGAIN;
+	sess->next_partial = sess->fed;
+	maybe_partial(sess);
+	return 0;
+}
+
 int rv_stt_feed(struct rv_stt_session *sess, const int16_t *samples, size_t n)
 {
 	int err;

@@ -133,6 +133,15 @@ int rv_stt_start_utt(struct rv_stt_session *sess);
 int rv_stt_feed(struct rv_stt_session *sess, const int16_t *samples, size_t n);
 
 /*
+ * Ask for a partial result of everything fed so far, now, instead of at the next partial_ms
+ * boundary: the caller has just gone quiet and the turn-taking wants to judge the words up to
+ * the last one. Delivered through the partial handler like the others (only when the text
+ * changed). Returns 0, -EINVAL without an open utterance, -EAGAIN when the backend has no
+ * partial results or nothing new was fed since the last one.
+ */
+int rv_stt_partial_now(struct rv_stt_session *sess);
+
+/*
  * End the utterance and get its final result. Blocks until the engine has decoded it (cloud:
  * at most the configured timeout). Returns 0 and sets *out (caller owns it; text "" when
  * nothing was recognised), -EINVAL without an open utterance, or a backend error (-EACCES,

@@ -39,7 +39,7 @@ void rv_turn_cfg_defaults(struct rv_turn_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->end_silence_ms = 700;
-	cfg->complete_silence_ms = 300;
+	cfg->complete_silence_ms = 200;
 	cfg->incomplete_silence_ms = 1000;
 	cfg->complete_threshold = 0.5f;
 	cfg->no_input_ms = 5000;

@@ -203,6 +203,43 @@ RV_TEST(stt_sphinx_partials_arrive_before_final)
 	mem_deref(pcm);
 }
 
+RV_TEST(stt_sphinx_partial_now_covers_all_audio_fed)
+{
+	struct partials p = {.min_gap_ms = UINT32_MAX};
+	struct rv_stt_session *sess = NULL;
+	struct rv_stt_result *res = NULL;
+	struct rv_pcm *pcm = speak("rms", "call me tomorrow morning");
+	struct rv_stt_engine *eng = engine();
+	size_t half;
+
+	ASSERT(eng && pcm);
+	/* Partials every 10 s of audio: only rv_stt_partial_now() makes any here. */
+	ASSERT_OK(rv_stt_session_new(eng, 10000, on_partial, &p, &sess));
+	ASSERT_EQ_INT(rv_stt_partial_now(sess), -EINVAL); /* no utterance open */
+	ASSERT_OK(rv_stt_start_utt(sess));
+	ASSERT_EQ_INT(rv_stt_partial_now(sess), -EAGAIN); /* nothing fed yet */
+	half = (pcm->n / 2 / RV_MEDIA_FRAME) * RV_MEDIA_FRAME;
+	for (size_t off = 0; off < pcm->n; off += RV_MEDIA_FRAME) {
+		ASSERT_OK(
+		    rv_stt_feed(sess, pcm->s + off,
+		                pcm->n - off < RV_MEDIA_FRAME ? pcm->n - off : RV_MEDIA_FRAME));
+		if (off + RV_MEDIA_FRAME == half) {
+			ASSERT_OK(rv_stt_partial_now(sess));
+			ASSERT_EQ_INT(p.n, 1);
+			ASSERT_EQ_INT(p.last_ms, half * 1000 / RV_MEDIA_RATE);
+			/* Asked again with no new audio: nothing to do. */
+			ASSERT_EQ_INT(rv_stt_partial_now(sess), -EAGAIN);
+		}
+	}
+	ASSERT_OK(rv_stt_partial_now(sess));
+	ASSERT_EQ_INT(p.n, 2);
+	ASSERT_EQ_INT(p.last_ms, pcm->n * 1000 / RV_MEDIA_RATE);
+	ASSERT_OK(rv_stt_end_utt(sess, &res));
+	rv_stt_result_free(res);
+	rv_stt_session_free(sess);
+	mem_deref(pcm);
+}
+
 RV_TEST(stt_sphinx_word_timings_ordered_inside_audio)
 {
 	struct rv_stt_session *sess = NULL;

@@ -361,7 +361,7 @@ static void semantic_case(const char *partial, enum rv_turn_reason want, uint32_
 
 RV_TEST(turn_semantic_complete_shortens)
 {
-	semantic_case("yes I can do that", RV_TURN_REASON_COMPLETE, 300);
+	semantic_case("yes I can do that", RV_TURN_REASON_COMPLETE, 200);
 }
 
 RV_TEST(turn_mid_sentence_lengthens)
