@@ -15,6 +15,7 @@
 #include "agent/agent.h"
 #include "api/resource.h"
 #include "dialog/flow.h"
+#include "integrations/outbox.h"
 #include "core/app.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -844,6 +845,45 @@ static int dnc_prepare(struct rv_res_op *op)
  * transaction as the entry. Leads in a call right now or already finished keep their status:
  * the call in progress is the agent's to end, and finished leads are never dialled.
  */
+/*
+ * lead.dnc for an entry added through the API, in the entry's transaction: one event per lead
+ * holding the number (whatever its status: a CRM keeps every lead's consent), or one with
+ * lead_id null when no lead holds it, so a CRM that syncs the list learns of it too. The
+ * shape is the one a call's DNC request gives (outbox_call.c), with call_id null and the
+ * entry as "dnc" (without its id, which the insert after this hook assigns).
+ */
+static int dnc_events(struct rv_res_op *op, const char *phone, const char *now)
+{
+	struct rv_rows *rows = NULL;
+	struct rv_val p[1] = {RV_VTEXT(phone)};
+	int err =
+	    rv_db_exec(op->db, "SELECT id, campaign_id FROM leads WHERE phone = $1 ORDER BY id", p,
+	               1, &rows, NULL);
+	if (err)
+		return err;
+	json_t *reason = json_object_get(op->vals, "reason");
+	json_t *entry =
+	    json_pack("{s:s,s:O,s:s,s:s}", "phone", phone, "reason", reason ? reason : json_null(),
+	              "source", "api", "created_at", now);
+	for (size_t r = 0; !err && r < (rows->nrows ? rows->nrows : 1); r++) {
+		json_t *lead = json_null(), *camp = json_null();
+		if (rows->nrows) {
+			lead = json_integer(rv_rows_at(rows, r, 0)->i);
+			if (rv_rows_at(rows, r, 1)->type == RV_VAL_INT)
+				camp = json_integer(rv_rows_at(rows, r, 1)->i);
+		}
+		json_t *d =
+		    json_pack("{s:n,s:o,s:o,s:s,s:O,s:n}", "call_id", "lead_id", lead,
+		              "campaign_id", camp, "phone", phone, "dnc", entry, "disposition");
+		err = d ? rv_outbox_emit(op->app->store, op->db, RV_OUTBOX_LEAD_DNC, d, NULL)
+		        : -ENOMEM;
+		json_decref(d);
+	}
+	json_decref(entry);
+	rv_rows_free(rows);
+	return err;
+}
+
 static int dnc_in_tx(struct rv_res_op *op)
 {
 	static const char sql[] =
@@ -853,12 +893,17 @@ static int dnc_in_tx(struct rv_res_op *op)
 		return 0;
 	char now[40];
 	int64_t changed = 0;
-	struct rv_val p[2] = {RV_VTEXT(json_string_value(json_object_get(op->vals, "phone"))),
-	                      RV_VTEXT(rv_time_iso_now(now, sizeof(now)))};
+	const char *phone = json_string_value(json_object_get(op->vals, "phone"));
+	struct rv_val p[2] = {RV_VTEXT(phone), RV_VTEXT(rv_time_iso_now(now, sizeof(now)))};
 	int err = rv_db_exec(op->db, sql, p, 2, NULL, &changed);
+	if (!err)
+		err = dnc_events(op, phone, now);
 	if (err)
 		return rv_res_store_fail(op->resp, err, "dnc", NULL);
 	json_object_set_new(op->details, "leads_marked_dnc", json_integer(changed));
+	/* Wake the outbox: it sees the events once this transaction commits, or at its next
+	 * poll (webhooks.poll_ms) if it looked a moment too early. */
+	rv_outbox_kick(op->app->outbox);
 	return 0;
 }
 

@@ -512,3 +512,51 @@ def test_outbox_two_nodes_on_postgres_deliver_each_event_once():
         for r in slow:
             r.close()
         pg.close()
+
+
+def test_outbox_dnc_added_through_the_api_emits_lead_dnc():
+    """A number put on the do-not-call list through the API reaches a CRM as lead.dnc: one
+    event per lead holding it (in every campaign), one with lead_id null for a number no lead
+    holds, none for a refused duplicate; all signed."""
+    rcv = Receiver()
+    try:
+        with sa.Tmp() as tmp, Daemon(config=config(tmp)) as d:
+            tok = d.admin()
+            webhook(d, tok, rcv, ["lead.dnc"])
+            leads = {}
+            for name in ("crm-a", "crm-b"):
+                st, c, _ = d.request("POST", "/api/campaigns", {"name": name}, token=tok)
+                eq(st, 201, "campaign")
+                st, lead, _ = d.request("POST", "/api/leads", {"campaign_id": c["id"],
+                                        "phone": "+14155552681"}, token=tok)
+                eq(st, 201, "lead")
+                leads[lead["id"]] = c["id"]
+            st, _, _ = d.request("POST", "/api/dnc", {"phone": "(415) 555-2681",
+                                 "reason": "asked by email"}, token=tok)
+            eq(st, 201, "dnc for the leads' number")
+            rcv.wait("two lead.dnc", lambda r: len(r.events("lead.dnc")) >= 2)
+            st, _, _ = d.request("POST", "/api/dnc", {"phone": "+14155552699"}, token=tok)
+            eq(st, 201, "dnc for a number with no lead")
+            rcv.wait("three lead.dnc", lambda r: len(r.events("lead.dnc")) >= 3)
+            st, _, _ = d.request("POST", "/api/dnc", {"phone": "4155552681"}, token=tok)
+            eq(st, 409, "duplicate refused")
+            time.sleep(1.0)  # several poll intervals: a refused entry must emit nothing
+            got = rcv.events("lead.dnc")
+            eq(len(got), 3, "events: %r" % [doc for _, doc in got])
+            for h, _ in got:
+                check(h["sig_ok"], "signed: %r" % h)
+            data = [doc["data"] for _, doc in got]
+            by_lead = {x["lead_id"]: x for x in data if x["lead_id"] is not None}
+            eq(sorted(by_lead), sorted(leads), "one event per lead")
+            for lid, x in by_lead.items():
+                eq(x["campaign_id"], leads[lid], "campaign of lead %d" % lid)
+                eq(x["phone"], "+14155552681", "normalised number")
+                eq(x["call_id"], None, "not from a call")
+                eq(x["dnc"]["source"], "api", "source")
+                eq(x["dnc"]["reason"], "asked by email", "reason")
+            none = [x for x in data if x["lead_id"] is None]
+            eq(len(none), 1, "one event for the number without a lead")
+            eq(none[0]["phone"], "+14155552699", "its number")
+            eq(none[0]["dnc"]["reason"], None, "no reason given")
+    finally:
+        rcv.close()
