@@ -5,6 +5,7 @@
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -558,25 +559,35 @@ static int migrate(struct rv_db *db, char *err, size_t errlen)
 		return rc;
 	}
 
-	/* The common case, nothing pending, reads once and takes no write lock. */
+	/*
+	 * The common case, nothing pending, reads once and takes no write lock. Every version
+	 * this build knows and the database lacks is applied, in order, not only those above
+	 * the newest applied: a migration merged from a branch may be numbered below it.
+	 */
 	int64_t have = 0;
 	struct rv_rows *rows = NULL;
-	rc = rv_db_exec(db, "SELECT MAX(version) FROM schema_migrations", NULL, 0, &rows, NULL);
+	rc = rv_db_exec(db, "SELECT version FROM schema_migrations", NULL, 0, &rows, NULL);
 	if (rc) {
 		snprintf(err, errlen, "cannot read schema_migrations: %s", rv_db_errmsg(db));
 		return rc;
 	}
-	if (rows->nrows && rv_rows_at(rows, 0, 0)->type == RV_VAL_INT)
-		have = rv_rows_at(rows, 0, 0)->i;
-	rv_rows_free(rows);
-
-	for (size_t i = 0; i < n; i++) {
-		if (ms[i].version <= have)
-			continue;
-		rc = apply_migration(db, &ms[i], err, errlen);
-		if (rc)
-			return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		bool applied = false;
+		for (size_t r = 0; r < rows->nrows && !applied; r++) {
+			const struct rv_val *v = rv_rows_at(rows, r, 0);
+			applied = v->type == RV_VAL_INT && v->i == ms[i].version;
+		}
+		if (!applied)
+			rc = apply_migration(db, &ms[i], err, errlen);
 	}
+	for (size_t r = 0; r < rows->nrows; r++) {
+		const struct rv_val *v = rv_rows_at(rows, r, 0);
+		if (v->type == RV_VAL_INT && v->i > have)
+			have = v->i;
+	}
+	rv_rows_free(rows);
+	if (rc)
+		return rc;
 	if (n && have > ms[n - 1].version)
 		rv_warn("store", "database schema version %lld is newer than this build knows (%d)",
 		        (long long)have, ms[n - 1].version);
