@@ -13,16 +13,7 @@
 
 #include "nlu/intent.h"
 
-/* A broken property is a crash for libFuzzer; say which one first. */
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_check.h"
 
 static void check_result(const struct rv_intent_model *m, const struct rv_intent_result *r)
 {

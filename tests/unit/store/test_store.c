@@ -701,9 +701,21 @@ STORE_TEST_BOTH(broken_migration_fails_cleanly)
 	ASSERT(strstr(err, "0002_again.sql") != NULL);
 }
 
-STORE_TEST_BOTH(migration_numbered_below_applied_is_applied)
+/* Open the store with a test list of migrations; 0, or the error (printed). */
+static int open_with(const struct be *b, const struct rv_migration *m, size_t n,
+                     struct rv_store **st)
 {
 	char err[256] = "";
+	rv_store_test_set_migrations(m, n);
+	int rc = rv_store_open(b->driver, b->url, 1, st, err, sizeof(err));
+	rv_store_test_set_migrations(NULL, 0);
+	if (rc)
+		fprintf(stderr, "  open: %s\n", err);
+	return rc;
+}
+
+STORE_TEST_BOTH(migration_numbered_below_applied_is_applied)
+{
 	struct rv_store *st = NULL;
 	/* Version 3 shipped first; version 2 came later from another branch. */
 	static const struct rv_migration first[] = {
@@ -716,28 +728,19 @@ STORE_TEST_BOTH(migration_numbered_below_applied_is_applied)
 	    {3, "three", "0003_three.sql", "CREATE TABLE m3 (id @ID@);"},
 	};
 
-	rv_store_test_set_migrations(first, RV_ARRAY_LEN(first));
-	int rc = rv_store_open(b->driver, b->url, 1, &st, err, sizeof(err));
-	rv_store_test_set_migrations(NULL, 0);
-	ASSERT_MSG(rc == 0, "err: %s", err);
+	ASSERT_OK(open_with(b, first, RV_ARRAY_LEN(first), &st));
 	ASSERT_EQ_INT(rv_store_exec(st, "SELECT COUNT(*) FROM m2", NULL, 0, NULL, NULL), -EINVAL);
 	rv_store_close(st);
 	st = NULL;
 
-	rv_store_test_set_migrations(merged, RV_ARRAY_LEN(merged));
-	rc = rv_store_open(b->driver, b->url, 1, &st, err, sizeof(err));
-	rv_store_test_set_migrations(NULL, 0);
-	ASSERT_MSG(rc == 0, "err: %s", err);
+	ASSERT_OK(open_with(b, merged, RV_ARRAY_LEN(merged), &st));
 	ASSERT_EQ_INT(count_rows(st, "SELECT COUNT(*) FROM m2"), 0); /* the table exists now */
 	ASSERT_EQ_INT(count_rows(st, "SELECT COUNT(*) FROM schema_migrations"), 3);
 	rv_store_close(st);
 	st = NULL;
 
 	/* Opening again applies nothing twice. */
-	rv_store_test_set_migrations(merged, RV_ARRAY_LEN(merged));
-	rc = rv_store_open(b->driver, b->url, 1, &st, err, sizeof(err));
-	rv_store_test_set_migrations(NULL, 0);
-	ASSERT_MSG(rc == 0, "err: %s", err);
+	ASSERT_OK(open_with(b, merged, RV_ARRAY_LEN(merged), &st));
 	ASSERT_EQ_INT(count_rows(st, "SELECT COUNT(*) FROM schema_migrations"), 3);
 	rv_store_close(st);
 }
