@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "media/media_pcm.h"
+#include "media/media_resample.h"
 #include "obs/metrics.h"
 #include "speech/tts.h"
 
@@ -380,4 +381,28 @@ int rv_tts_synth_pcm(struct rv_tts *tts, const struct rv_tts_req *req, struct rv
 void rv_tts_pcm_free(struct rv_pcm *pcm)
 {
 	mem_deref(pcm);
+}
+
+int rv_tts_out_deliver(struct rv_tts_out *o, const int16_t *s, size_t n)
+{
+	if (!o->rs) {
+		if (!o->stop && n && o->chunk_h(s, n, o->arg))
+			o->stop = 1;
+		return o->stop;
+	}
+	/* Resample in slices small enough for the output buffer (ratios up to 2: 8 kHz kal). */
+	while (n && !o->stop) {
+		size_t take = n < 1024 ? n : 1024, got = 0;
+		if (rv_resampler_run(o->rs, s, take, o->buf, sizeof(o->buf) / sizeof(o->buf[0]),
+		                     &got) != 0) {
+			o->err = -EIO;
+			o->stop = 1;
+			break;
+		}
+		if (got && o->chunk_h(o->buf, got, o->arg))
+			o->stop = 1;
+		s += take;
+		n -= take;
+	}
+	return o->stop;
 }

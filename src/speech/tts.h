@@ -83,6 +83,22 @@ struct rv_tts_backend {
 	const char *(*variant)(void *state);
 };
 
+/*
+ * For backends: where a synthesizer's audio goes, resampled to RV_MEDIA_RATE on the way when
+ * `rs` is set (NULL: the audio is already at that rate). rv_tts_out_deliver() hands it to
+ * chunk_h in pieces; it returns `stop`, which becomes 1 when chunk_h asks to stop or the
+ * resampler fails (then err is -EIO).
+ */
+struct rv_resampler;
+struct rv_tts_out {
+	rv_tts_chunk_h *chunk_h;
+	void *arg;
+	struct rv_resampler *rs;
+	int stop, err;
+	int16_t buf[4096];
+};
+int rv_tts_out_deliver(struct rv_tts_out *o, const int16_t *s, size_t n);
+
 extern const struct rv_tts_backend rv_tts_backend_flite;  /* tts_flite.c */
 extern const struct rv_tts_backend rv_tts_backend_espeak; /* tts_espeak.c */
 extern const struct rv_tts_backend rv_tts_backend_eleven; /* tts_eleven.c */

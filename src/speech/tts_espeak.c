@@ -30,30 +30,8 @@ static pthread_mutex_t synth_mu = PTHREAD_MUTEX_INITIALIZER;
 static int es_rate; /* espeak's output rate, or <= 0 when initialization failed */
 
 struct es_ctx {
-	rv_tts_chunk_h *chunk_h;
-	void *arg;
-	struct rv_resampler *rs;
-	int16_t buf[2048];
-	int stop, err;
+	struct rv_tts_out o;
 };
-
-static int deliver(struct es_ctx *c, const int16_t *s, size_t n)
-{
-	while (n && !c->stop) {
-		size_t take = n < 1024 ? n : 1024, got = 0;
-		if (rv_resampler_run(c->rs, s, take, c->buf, sizeof(c->buf) / sizeof(c->buf[0]),
-		                     &got) != 0) {
-			c->err = -EIO;
-			c->stop = 1;
-			break;
-		}
-		if (got && c->chunk_h(c->buf, got, c->arg))
-			c->stop = 1;
-		s += take;
-		n -= take;
-	}
-	return c->stop;
-}
 
 static int synth_cb(short *wav, int n, espeak_EVENT *events)
 {
@@ -61,11 +39,11 @@ static int synth_cb(short *wav, int n, espeak_EVENT *events)
 	struct es_ctx *c = events ? events->user_data : NULL;
 	if (!c)
 		return 0;
-	if (c->stop)
+	if (c->o.stop)
 		return 1;
 	if (wav && n > 0)
-		deliver(c, wav, (size_t)n);
-	return c->stop ? 1 : 0;
+		rv_tts_out_deliver(&c->o, wav, (size_t)n);
+	return c->o.stop ? 1 : 0;
 }
 
 static void espeak_global_init(void)
@@ -148,8 +126,8 @@ static int clamp(int v, int lo, int hi)
 static int es_synth(void *state, const struct rv_tts_req *req, rv_tts_chunk_h *chunk_h, void *arg,
                     char *why, size_t whylen)
 {
-	struct es_ctx c = {.chunk_h = chunk_h, .arg = arg};
-	int err = rv_resampler_alloc((uint32_t)es_rate, RV_MEDIA_RATE, RESAMPLE_QUALITY, &c.rs);
+	struct es_ctx c = {.o = {.chunk_h = chunk_h, .arg = arg}};
+	int err = rv_resampler_alloc((uint32_t)es_rate, RV_MEDIA_RATE, RESAMPLE_QUALITY, &c.o.rs);
 	if (err)
 		return err;
 
@@ -164,21 +142,21 @@ static int es_synth(void *state, const struct rv_tts_req *req, rv_tts_chunk_h *c
 		espeak_SetParameter(espeakPITCH, clamp((int)(50 * req->pitch + 0.5), 0, 100), 0);
 		espeak_ERROR e = espeak_Synth(req->text, strlen(req->text) + 1, 0, POS_CHARACTER, 0,
 		                              espeakCHARS_UTF8, NULL, &c);
-		if (e != EE_OK && !c.stop) {
+		if (e != EE_OK && !c.o.stop) {
 			snprintf(why, whylen, "espeak-ng failed to synthesize (error %d)", (int)e);
 			err = -EIO;
 		}
 	}
 	pthread_mutex_unlock(&synth_mu);
 
-	if (!err && !c.stop) {
+	if (!err && !c.o.stop) {
 		/* Flush the resampler's filter tail. */
 		static const int16_t zeros[128];
-		deliver(&c, zeros, sizeof(zeros) / sizeof(zeros[0]));
+		rv_tts_out_deliver(&c.o, zeros, sizeof(zeros) / sizeof(zeros[0]));
 	}
-	if (!err && c.stop)
-		err = c.err ? c.err : -ECANCELED;
-	mem_deref(c.rs);
+	if (!err && c.o.stop)
+		err = c.o.err ? c.o.err : -ECANCELED;
+	mem_deref(c.o.rs);
 	return err;
 }
 

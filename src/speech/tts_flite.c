@@ -98,55 +98,27 @@ static int fl_voice_check(void *state, const char *voice, char *why, size_t whyl
 
 /* One request's streaming state, reached from flite's callback through asi->userdata. */
 struct fl_ctx {
-	rv_tts_chunk_h *chunk_h;
-	void *arg;
-	struct rv_resampler *rs; /* created on the first chunk when the voice is not 16 kHz */
+	struct rv_tts_out o; /* o.rs is created on the first chunk when the voice is not 16 kHz */
 	int rs_rate;
-	int16_t buf[4096];
-	int stop, err;
 };
-
-static int deliver(struct fl_ctx *c, const int16_t *s, size_t n)
-{
-	if (!c->rs) {
-		if (c->chunk_h(s, n, c->arg))
-			c->stop = 1;
-		return c->stop;
-	}
-	/* Resample in slices small enough for the output buffer (ratio at most 2 for kal). */
-	while (n && !c->stop) {
-		size_t take = n < 1024 ? n : 1024, got = 0;
-		if (rv_resampler_run(c->rs, s, take, c->buf, sizeof(c->buf) / sizeof(c->buf[0]),
-		                     &got) != 0) {
-			c->err = -EIO;
-			c->stop = 1;
-			break;
-		}
-		if (got && c->chunk_h(c->buf, got, c->arg))
-			c->stop = 1;
-		s += take;
-		n -= take;
-	}
-	return c->stop;
-}
 
 static int asc_cb(const cst_wave *w, int start, int size, int last, cst_audio_streaming_info *asi)
 {
 	struct fl_ctx *c = asi->userdata;
-	if (c->stop)
+	if (c->o.stop)
 		return CST_AUDIO_STREAM_STOP;
-	if (w->sample_rate != RV_MEDIA_RATE && !c->rs) {
+	if (w->sample_rate != RV_MEDIA_RATE && !c->o.rs) {
 		if (rv_resampler_alloc((uint32_t)w->sample_rate, RV_MEDIA_RATE, RESAMPLE_QUALITY,
-		                       &c->rs) != 0) {
-			c->err = -EIO;
-			c->stop = 1;
+		                       &c->o.rs) != 0) {
+			c->o.err = -EIO;
+			c->o.stop = 1;
 			return CST_AUDIO_STREAM_STOP;
 		}
 		c->rs_rate = w->sample_rate;
 	}
 	if (size > 0 && start >= 0 && start + size <= w->num_samples)
-		deliver(c, &w->samples[start], (size_t)size);
-	return c->stop ? CST_AUDIO_STREAM_STOP : CST_AUDIO_STREAM_CONT;
+		rv_tts_out_deliver(&c->o, &w->samples[start], (size_t)size);
+	return c->o.stop ? CST_AUDIO_STREAM_STOP : CST_AUDIO_STREAM_CONT;
 }
 
 /* Speak one sentence. Returns 0, or -ECANCELED/-EIO/-ENOMEM. */
@@ -169,26 +141,26 @@ static int speak(cst_voice *v, const char *sentence, const struct rv_tts_req *re
 	feat_set_float(u->features, "f0_shift", (float)req->pitch);
 	u = flite_do_synth(u, v, utt_synth); /* deletes u itself when synthesis fails */
 	if (!u)
-		return c->stop ? -ECANCELED : -EIO;
+		return c->o.stop ? -ECANCELED : -EIO;
 	delete_utterance(u);
-	if (c->err)
-		return c->err;
-	return c->stop ? -ECANCELED : 0;
+	if (c->o.err)
+		return c->o.err;
+	return c->o.stop ? -ECANCELED : 0;
 }
 
 /* Flush the resampler's filter tail so the last syllable is not cut. */
 static void drain(struct fl_ctx *c)
 {
 	static const int16_t zeros[128];
-	if (c->rs && !c->stop)
-		deliver(c, zeros, sizeof(zeros) / sizeof(zeros[0]));
+	if (c->o.rs && !c->o.stop)
+		rv_tts_out_deliver(&c->o, zeros, sizeof(zeros) / sizeof(zeros[0]));
 }
 
 static int fl_synth(void *state, const struct rv_tts_req *req, rv_tts_chunk_h *chunk_h, void *arg,
                     char *why, size_t whylen)
 {
 	struct flite_voice *fv = voice_find(req->voice);
-	struct fl_ctx c = {.chunk_h = chunk_h, .arg = arg};
+	struct fl_ctx c = {.o = {.chunk_h = chunk_h, .arg = arg}};
 	char *text = NULL;
 	int err = 0;
 
@@ -225,14 +197,14 @@ static int fl_synth(void *state, const struct rv_tts_req *req, rv_tts_chunk_h *c
 	}
 	if (!err)
 		drain(&c);
-	if (!err && c.stop)
-		err = c.err ? c.err : -ECANCELED;
+	if (!err && c.o.stop)
+		err = c.o.err ? c.o.err : -ECANCELED;
 	if (err == -EIO)
 		snprintf(why, whylen, "flite failed to synthesize the text with voice %s",
 		         fv->name);
 	else if (err == -ENOMEM)
 		snprintf(why, whylen, "out of memory in flite");
-	mem_deref(c.rs);
+	mem_deref(c.o.rs);
 	free(text);
 	return err;
 }
