@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "api/auth.h"
@@ -213,6 +214,7 @@ static const struct rv_res_field user_fields[] = {
     {"name", RV_RES_TEXT, RW, NULL, 0, 200, NULL},
     {"active", RV_RES_BOOL, RW, NULL, 0, 0, NULL},
     {"password_hash", RV_RES_TEXT, RV_RES_F_HIDDEN, NULL, 0, 0, NULL},
+    {"password_changed_at", RV_RES_INT, RV_RES_F_HIDDEN, NULL, 0, 0, NULL},
     {"last_login_at", RV_RES_TEXT, 0, NULL, 0, 0, NULL},
 };
 
@@ -241,6 +243,9 @@ static int users_prepare(struct rv_res_op *op)
 			                   "the password could not be hashed");
 		json_object_set_new(op->vals, "password_hash", json_string(hash));
 		free(hash);
+		/* Login tokens issued before this second stop working (auth.c verify_jwt). */
+		json_object_set_new(op->vals, "password_changed_at",
+		                    json_integer((json_int_t)time(NULL)));
 		json_object_del(op->vals, "password");
 		json_object_set_new(op->details, "password_changed", json_true());
 	}

@@ -373,13 +373,20 @@ static int hs256_signature_ok(const struct rv_app *app, const char *token)
 	return ok;
 }
 
-/* The users row behind a credential: exists, active, and its current role. */
-static int load_user(struct rv_db *db, int64_t user_id, struct rv_principal *p, const char **why)
+/*
+ * The users row behind a credential: exists, active, and its current role. `issued_at` (Unix
+ * seconds, 0 for API keys) is a login token's iat: a token issued before the password last
+ * changed is refused.
+ */
+static int load_user(struct rv_db *db, int64_t user_id, int64_t issued_at, struct rv_principal *p,
+                     const char **why)
 {
 	struct rv_rows *rows = NULL;
 	struct rv_val arg = RV_VINT(user_id);
-	int err = rv_db_exec(db, "SELECT email, role, active FROM users WHERE id = $1", &arg, 1,
-	                     &rows, NULL);
+	int err = rv_db_exec(db,
+	                     "SELECT email, role, active, password_changed_at FROM users WHERE "
+	                     "id = $1",
+	                     &arg, 1, &rows, NULL);
 	if (err) {
 		*why = "the user store is unavailable";
 		goto out;
@@ -390,6 +397,12 @@ static int load_user(struct rv_db *db, int64_t user_id, struct rv_principal *p, 
 	}
 	if (rv_rows_at(rows, 0, 2)->i == 0) {
 		err = refuse("inactive", "the user is deactivated", why);
+		goto out;
+	}
+	if (issued_at > 0 && rv_rows_at(rows, 0, 3)->type == RV_VAL_INT &&
+	    issued_at < rv_rows_at(rows, 0, 3)->i) {
+		err =
+		    refuse("revoked", "the token was issued before the password was changed", why);
 		goto out;
 	}
 	if (rv_role_parse(rv_rows_at(rows, 0, 1)->s, &p->role) != 0) {
@@ -458,7 +471,13 @@ static int verify_jwt(struct rv_app *app, const char *token, struct rv_principal
 		*why = "the user store is unavailable";
 		goto out;
 	}
-	err = load_user(db, uid, p, why);
+	errno = 0;
+	long iat = jwt_get_grant_int(jwt, "iat");
+	if (errno != 0 || iat <= 0) {
+		err = refuse("bad_credentials", "the token has no issue time", why);
+		goto out;
+	}
+	err = load_user(db, uid, (int64_t)iat, p, why);
 	p->api_key_id = 0;
 out:
 	if (db)

@@ -161,7 +161,8 @@ def test_bearer_refusals():
         uid = add_user(d, "eve@example.com", "admin")
         key = jwt_key(d)
         now = int(time.time())
-        good = {"sub": str(uid), "iss": "revovoice", "role": "admin", "exp": now + 600}
+        good = {"sub": str(uid), "iss": "revovoice", "role": "admin", "iat": now,
+                "exp": now + 600}
         eq(d.request("GET", "/api/auth/me", headers={"Authorization": "Bearer " + craft(key, good)})[0],
            200, "a correctly signed crafted token")
 
@@ -179,6 +180,7 @@ def test_bearer_refusals():
             "HS512": "Bearer " + craft(key, good, alg="HS512"),
             "wrong issuer": "Bearer " + craft(key, dict(good, iss="evil")),
             "no exp": "Bearer " + craft(key, {k: v for k, v in good.items() if k != "exp"}),
+            "no iat": "Bearer " + craft(key, {k: v for k, v in good.items() if k != "iat"}),
             "unknown user": "Bearer " + craft(key, dict(good, sub="999999")),
         }
         tampered = craft(key, good)
@@ -316,3 +318,36 @@ def test_restart_keeps_users_and_secret():
         st, me, _ = d.request("GET", "/api/auth/me", token=tok)
         eq((st, me["email"], me["role"]), (200, "rita@example.com", "supervisor"), "token after restart")
         eq(login(d, "rita@example.com")[0], 200, "login after restart")
+
+
+def test_password_change_ends_older_tokens():
+    """A password set through the API (by the user or an admin) makes every login token issued
+    before it useless: 401, a log line and the "revoked" failure counter. A new login works;
+    API keys are not tokens and keep working."""
+    with Daemon() as d:
+        admin = d.admin()
+        st, u, _ = d.request("POST", "/api/users", {"email": "pat@example.com",
+                             "password": "first-password-1", "role": "admin"}, token=admin)
+        eq(st, 201, "user")
+        old = d.login("pat@example.com", "first-password-1")
+        st, key, _ = d.request("POST", "/api/keys", {"name": "pat-key"}, token=old)
+        eq(st, 201, "api key: %r" % (key,))
+        eq(d.request("GET", "/api/auth/me", token=old)[0], 200, "the token works")
+        time.sleep(1.1)  # token times are whole seconds
+        st, _, _ = d.request("PATCH", "/api/users/%d" % u["id"],
+                             {"password": "second-password-2"}, token=admin)
+        eq(st, 200, "password changed by an admin")
+        st, body, _ = d.request("GET", "/api/auth/me", token=old)
+        eq(st, 401, "the old token is refused")
+        check("password was changed" in body["error"]["message"], body)
+        check(any(l.get("reason") == "revoked" for l in d.log_lines()), "log line")
+        _, metrics, _ = d.request("GET", "/metrics")
+        check(re.search(r'rv_auth_failures_total\{reason="revoked"\} [1-9]', metrics),
+              "revoked counted")
+        eq(d.request("GET", "/api/auth/me", api_key=key["key"])[0], 200, "the API key still works")
+        st, _, _ = d.request("POST", "/api/auth/login", {"email": "pat@example.com",
+                             "password": "first-password-1"})
+        eq(st, 401, "the old password is refused")
+        new = d.login("pat@example.com", "second-password-2")
+        eq(d.request("GET", "/api/auth/me", token=new)[0], 200, "a new login works")
+

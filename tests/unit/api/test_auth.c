@@ -115,6 +115,7 @@ static char *craft(jwt_alg_t alg, const unsigned char *key, int keylen, const ch
 	jwt_add_grant(j, "role", "admin");
 	if (exp)
 		jwt_add_grant_int(j, "exp", exp);
+	jwt_add_grant_int(j, "iat", (long)time(NULL));
 	if (jwt_set_alg(j, alg, key, keylen) == 0)
 		out = jwt_encode_str(j);
 	jwt_free(j);
