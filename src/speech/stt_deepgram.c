@@ -35,6 +35,7 @@
 #define DG_IDLE_NS       (8ull * 1000000000ull) /* reconnect after this long without audio */
 #define DG_MAX_KEYWORDS  100
 #define DG_MAX_URL       8192
+#define DG_CLOSE_MS      200 /* wait for the server's side of a polite close */
 
 struct dg_engine {
 	char *base; /* ws[s]://host[:port][/prefix], no trailing slash */
@@ -224,9 +225,10 @@ static void drop_conn(struct dg_sess *s, bool polite)
 		return;
 	if (polite && rv_ws_is_open(s->ws)) {
 		static const char close_msg[] = "{\"type\":\"CloseStream\"}";
-		rv_ws_send(s->ws, RV_WS_TEXT, close_msg, sizeof(close_msg) - 1, 500);
+		rv_ws_send(s->ws, RV_WS_TEXT, close_msg, sizeof(close_msg) - 1, DG_CLOSE_MS);
 	}
-	rv_ws_close(s->ws, polite ? 500 : 0);
+	/* Bounded: this runs on a speech worker that other calls share. */
+	rv_ws_close(s->ws, polite ? DG_CLOSE_MS : 0);
 	s->ws = NULL;
 	s->sent_s = 0;
 }
@@ -445,12 +447,15 @@ static int dg_start_utt(void *state, const struct rv_stt_bias *bias)
 	struct dg_sess *s = state;
 	int err;
 
-	reset_utt(s);
+	/* A close frame without waiting for the server's: nothing is pending after a Finalize,
+	 * and the caller is already talking. */
 	if (s->ws && (!rv_ws_is_open(s->ws) || s->conn_gen != bias->gen ||
 	              rv_time_mono_ns() - s->last_io > DG_IDLE_NS))
-		drop_conn(s, rv_ws_is_open(s->ws));
-	if (s->ws && (err = drain(s)) != 0)
 		drop_conn(s, false);
+	/* Late messages about the last utterance are read into its state, then forgotten. */
+	if (s->ws && drain(s) != 0)
+		drop_conn(s, false);
+	reset_utt(s);
 	if (!s->ws) {
 		err = connect_now(s, bias);
 		if (err)

@@ -606,11 +606,17 @@ RV_TEST(stt_deepgram_streams_and_gets_finals_against_fake)
 	ASSERT_OK(rv_stt_end_utt(sess, &res));
 	ASSERT_EQ_STR(res->text, "");
 	rv_stt_result_free(res);
+	res = NULL;
+	/* A new dialog state's bias is part of the URL: a new connection carries it. */
+	ASSERT_OK(rv_stt_set_bias(sess, confirm_bias, RV_ARRAY_LEN(confirm_bias)));
+	ASSERT_OK(decode(sess, pcm, &res));
+	ASSERT_EQ_STR(res->text, "yes call me tomorrow"); /* the fake's first text again */
+	rv_stt_result_free(res);
 	rv_stt_session_free(sess);
 	rv_stt_engine_free(eng);
 
-	/* What the server saw: one connection, the token, linear16 at 16 kHz, the bias as
-	 * keywords, 2 s (64000 bytes) per utterance, the ping answered, a polite close. */
+	/* What the server saw: one connection per bias list, the token, linear16 at 16 kHz, the
+	 * bias as keywords, 2 s (64000 bytes) per utterance, the ping answered. */
 	usleep(200000);
 	log = slurp(f.log);
 	ASSERT(log);
@@ -618,11 +624,13 @@ RV_TEST(stt_deepgram_streams_and_gets_finals_against_fake)
 	               strstr(log, "\"encoding\": [\"linear16\"]") &&
 	               strstr(log, "\"sample_rate\": [\"16000\"]") &&
 	               strstr(log, "\"model\": [\"nova-2\"]") && strstr(log, "\"tomorrow:2\"") &&
-	               count_of(log, "\"call:2\"") == 1 && strstr(log, "\"audio_bytes\": 64000") &&
+	               count_of(log, "\"call:2\"") == 2 /* once per connection */ &&
+	               strstr(log, "\"audio_bytes\": 64000") &&
 	               strstr(log, "\"pong\", \"ok\": true"),
 	           "%s", log);
-	ASSERT_EQ_INT(count_of(log, "\"event\": \"connect\""), 1);
-	ASSERT_EQ_INT(count_of(log, "\"event\": \"utterance\""), 2);
+	ASSERT_EQ_INT(count_of(log, "\"event\": \"connect\""), 2);
+	ASSERT_EQ_INT(count_of(log, "\"event\": \"utterance\""), 3);
+	ASSERT_MSG(strstr(log, "\"yes:2\""), "the second connection's keywords: %s", log);
 	free(log);
 	fake_stop(&f);
 	mem_deref(pcm);
