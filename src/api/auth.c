@@ -374,9 +374,8 @@ static int hs256_signature_ok(const struct rv_app *app, const char *token)
 }
 
 /*
- * The users row behind a credential: exists, active, and its current role. `issued_at` (Unix
- * seconds, 0 for API keys) is a login token's iat: a token issued before the password last
- * changed is refused.
+ * The users row behind a login token: exists, active, and its current role. `issued_at` is
+ * the token's iat (Unix seconds): a token issued before the password last changed is refused.
  */
 static int load_user(struct rv_db *db, int64_t user_id, int64_t issued_at, struct rv_principal *p,
                      const char **why)
