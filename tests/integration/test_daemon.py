@@ -114,10 +114,14 @@ def test_bad_config_is_a_clear_error():
 
 def test_port_in_use_fails_with_message():
     with Daemon() as d:
+        # The same environment as the first daemon (no voice agent, as in every test that
+        # does not exercise it), only the data directory differs.
         r = subprocess.run([harness.BIN, "serve", "--data-dir", d.data_dir + "-2",
-                            "--http", "127.0.0.1:%d" % d.port], capture_output=True, timeout=20)
+                            "--http", "127.0.0.1:%d" % d.port], env=d.env(),
+                           capture_output=True, timeout=20)
         shutil.rmtree(d.data_dir + "-2", ignore_errors=True)
-        eq(r.returncode, 1, "second daemon on a taken port")
+        eq(r.returncode, 1, "second daemon on a taken port; stderr: %s" %
+           r.stderr.decode("utf-8", "replace")[-3000:])
         check(b"cannot listen" in r.stderr, r.stderr.decode())
 
 
