@@ -9,8 +9,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
+import harness
 import test_sip_answer as sa
 import test_sip_call as sc
 from harness import Daemon, check, eq
@@ -543,18 +545,39 @@ def test_tel_api_validation():
 # ---- baresip: DTMF and blind transfer ---------------------------------------------------
 
 class Baresip:
+    """A baresip softphone on its own ports, driven through ctrl_tcp. Starting is retried
+    with fresh ports (up to three times) when it exits or is not ready in 15 s: the ports
+    are picked free but another process may take one before baresip binds it."""
+
     def __init__(self, tmp, name, audio_wav):
-        self.tmp = os.path.join(tmp, name)
-        os.makedirs(self.tmp)
-        self.sip_port = sa.free_port()
-        self.ctrl_port = sa.free_port()
-        self.home = sc.baresip_config(self.tmp, self.sip_port, self.ctrl_port, audio_wav,
-                                      os.path.join(self.tmp, "dump"))
-        self.log_path = os.path.join(self.tmp, "baresip.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(["baresip", "-f", self.home], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for("baresip %s ready" % name, lambda: "baresip is ready" in self.text(), 20, 0.2)
+        failures = []
+        for attempt in range(3):
+            self.tmp = os.path.join(tmp, name if attempt == 0 else "%s-%d" % (name, attempt))
+            os.makedirs(self.tmp)
+            self.sip_port = harness.free_udp_tcp_port()
+            self.ctrl_port = sa.free_port()
+            self.home = sc.baresip_config(self.tmp, self.sip_port, self.ctrl_port, audio_wav,
+                                          os.path.join(self.tmp, "dump"))
+            self.log_path = os.path.join(self.tmp, "baresip.log")
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(["baresip", "-f", self.home], stdin=subprocess.DEVNULL,
+                                         stdout=self.log, stderr=subprocess.STDOUT)
+            deadline = time.time() + 15
+            while ("baresip is ready" not in self.text() and self.proc.poll() is None
+                   and time.time() < deadline):
+                time.sleep(0.1)
+            if "baresip is ready" in self.text():
+                break
+            if self.proc.poll() is None:
+                self.proc.kill()
+            failures.append("attempt %d (sip %d, ctrl %d) exit %s:\n%s" % (
+                attempt + 1, self.sip_port, self.ctrl_port, self.proc.wait(),
+                self.text()[-3000:]))
+            self.log.close()
+        else:
+            raise AssertionError("baresip %s did not start:\n%s" % (name, "\n".join(failures)))
+        for f in failures:
+            print("baresip %s needed a retry: %s" % (name, f), file=sys.stderr)
         self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=10)
         self.uri = "sip:bob@127.0.0.1:%d" % self.sip_port
 
