@@ -17,6 +17,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import harness  # noqa: E402  (the integration tests' daemon wrapper: start, API, stop)
+import test_sip_answer  # noqa: E402  (free ports)
 
 FLOW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "loop_flow.json")
 BARESIP_MODULES = "/usr/lib/baresip/modules"
@@ -150,7 +151,8 @@ class Baresip:
         self.dir = os.path.join(tmp, name)
         self.dump = os.path.join(self.dir, "dump")
         os.makedirs(self.dump, exist_ok=True)
-        self.sip_port = harness.free_udp_tcp_port()
+        # baresip listens on UDP and TCP at the port and on TCP (SIP/TLS) at port + 1.
+        self.sip_port = test_sip_answer.free_port(pair=True)
         self.ctrl_port = harness.free_port()
         lo, hi = rtp_ports or (20000 + random.randrange(0, 20000, 2),) * 2
         hi = hi if rtp_ports else lo + 9

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 
-import harness
 import test_sip_answer as sa
 
 PCAP_DIR = sa.PCAP_DIR
@@ -398,7 +397,7 @@ def test_sip_call_baresip_both_sides_hear_each_other():
                                               "from RevoVoice about your visit on Friday.")
         theirs = speech_prompt(tmp, "theirs", "Yes hello, I can hear you clearly, thank you "
                                               "for calling me today, goodbye for now.")
-        sip_port = harness.free_udp_tcp_port()
+        sip_port = sa.free_port(pair=True)  # SIP on UDP+TCP, SIP/TLS on TCP port + 1
         ctrl_port = sa.free_port()
         dump = os.path.join(tmp, "dump")
         # baresip may end the call when its source file runs out; three seconds of trailing

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import harness
 import test_sip_answer as sa
 import test_sip_call as sc
 from harness import Daemon, check, eq
@@ -554,7 +553,8 @@ class Baresip:
         for attempt in range(3):
             self.tmp = os.path.join(tmp, name if attempt == 0 else "%s-%d" % (name, attempt))
             os.makedirs(self.tmp)
-            self.sip_port = harness.free_udp_tcp_port()
+            # baresip listens on UDP and TCP at the port and on TCP (SIP/TLS) at port + 1.
+            self.sip_port = sa.free_port(pair=True)
             self.ctrl_port = sa.free_port()
             self.home = sc.baresip_config(self.tmp, self.sip_port, self.ctrl_port, audio_wav,
                                           os.path.join(self.tmp, "dump"))
