@@ -46,6 +46,7 @@ enum drop_reason {
 	DROP_DUPLICATE,      /* a sequence number already buffered */
 	DROP_RTCP_SOURCE,    /* RTCP from an address other than the peer's */
 	DROP_RTCP_MALFORMED, /* RTCP that does not decode */
+	DROP_STUN,           /* a STUN message (NAT pinholes, ICE checks): not ours to answer */
 	DROP_N
 };
 
@@ -64,6 +65,7 @@ static const char *const drop_label[DROP_N] = {
     [DROP_DUPLICATE] = "duplicate",
     [DROP_RTCP_SOURCE] = "rtcp_source",
     [DROP_RTCP_MALFORMED] = "rtcp_malformed",
+    [DROP_STUN] = "stun",
 };
 
 /* One received G.711 payload, kept in the jitter buffer until its tick. */
@@ -166,6 +168,7 @@ static void drop(struct rv_media_stream *ms, enum drop_reason why)
 		ms->st.rx_late++;
 		break;
 	case DROP_NOT_STARTED:
+	case DROP_STUN:
 		break;
 	default:
 		ms->st.rx_malformed++;
@@ -312,6 +315,23 @@ static bool rtcp_prefilter(struct rv_media_stream *ms, const struct sa *src, str
 	return false;
 }
 
+/*
+ * Is this datagram a STUN message (RFC 8489 section 5: two zero bits, a length that matches,
+ * the magic cookie)? Peers send them to RTP and RTCP ports to open NAT pinholes (linphone does,
+ * offered or not) or as ICE checks; we offer no ICE, so they are counted and dropped, not taken
+ * for broken RTP or RTCP (RFC 7983 tells them apart by the first byte).
+ */
+static bool is_stun(const struct mbuf *mb)
+{
+	size_t n = mbuf_get_left(mb);
+	const uint8_t *p = mbuf_buf(mb);
+	if (n < 20 || (p[0] & 0xc0) != 0)
+		return false;
+	size_t body = (size_t)p[2] << 8 | p[3];
+	return body + 20 == n && (body & 3) == 0 && p[4] == 0x21 && p[5] == 0x12 && p[6] == 0xa4 &&
+	       p[7] == 0x42;
+}
+
 /* Does this datagram on the RTP port look like RTCP (RFC 5761 section 4)? */
 static bool is_rtcp(const struct mbuf *mb)
 {
@@ -324,6 +344,10 @@ static bool is_rtcp(const struct mbuf *mb)
 static bool rtp_helper_h(struct sa *src, struct mbuf *mb, void *arg)
 {
 	struct rv_media_stream *ms = arg;
+	if (is_stun(mb)) {
+		drop(ms, DROP_STUN);
+		return true;
+	}
 	if (ms->rtcp_mux && is_rtcp(mb))
 		return rtcp_prefilter(ms, src, mb);
 	return rtp_prefilter(ms, src, mb);
@@ -331,6 +355,10 @@ static bool rtp_helper_h(struct sa *src, struct mbuf *mb, void *arg)
 
 static bool rtcp_helper_h(struct sa *src, struct mbuf *mb, void *arg)
 {
+	if (is_stun(mb)) {
+		drop(arg, DROP_STUN);
+		return true;
+	}
 	return rtcp_prefilter(arg, src, mb);
 }
 
@@ -482,6 +510,10 @@ void rv_media_stream_input(struct rv_media_stream *ms, const struct sa *src, con
 	struct mbuf mb = {.buf = (uint8_t *)(uintptr_t)pkt, .size = len, .pos = 0, .end = len};
 	if (!pkt || !src)
 		return;
+	if (is_stun(&mb)) {
+		drop(ms, DROP_STUN);
+		return;
+	}
 	if (is_rtcp(&mb)) {
 		if (rtcp_prefilter(ms, src, &mb))
 			return;

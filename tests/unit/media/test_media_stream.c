@@ -448,6 +448,8 @@ RV_TEST(media_stream_bridge_two_calls)
 }
 
 /* Bad input through the fuzzing entry point: each drop counted under its reason. */
+static uint64_t stun_counted_malformed = 99;
+
 static void garbage(void *arg)
 {
 	struct fix *f = arg;
@@ -502,6 +504,15 @@ static void garbage(void *arg)
 	rr[3] = 1;
 	rv_media_stream_input(ms, &other_ip, rr, 8);
 	rv_media_stream_input(ms, &peer, rr, 8); /* accepted */
+	/* A STUN binding request (a NAT pinhole): counted as STUN, not as broken RTP. */
+	struct rv_media_stats before;
+	rv_media_stream_stats(ms, &before);
+	uint8_t stun[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1,  2,
+	                    3,    4,    5,    6,    7,    8,    9,    10,   11, 12};
+	rv_media_stream_input(ms, &peer, stun, sizeof(stun));
+	struct rv_media_stats after;
+	rv_media_stream_stats(ms, &after);
+	stun_counted_malformed = after.rx_malformed - before.rx_malformed;
 	/* A flood of junk: counted, never a crash, and few log lines. */
 	uint32_t x = 12345;
 	for (int i = 0; i < 2000; i++) {
@@ -544,13 +555,14 @@ RV_TEST(media_stream_bad_input_counted)
 	ASSERT(f->st[1].rx_bad_source >= 2);
 	ASSERT(f->st[1].rx_malformed >= 11);
 	ASSERT(f->st[1].rtcp_rx >= 1);
+	ASSERT_EQ_INT(stun_counted_malformed, 0);
 
 	char *text = NULL;
 	size_t len = 0;
 	ASSERT_OK(rv_metrics_render(&text, &len));
 	static const char *const reasons[] = {
-	    "truncated", "version",     "source",     "payload",        "oversized",  "empty",
-	    "padding",   "telev_short", "dtmf_event", "rtcp_malformed", "rtcp_source"};
+	    "truncated", "version",     "source",     "payload",        "oversized",   "empty",
+	    "padding",   "telev_short", "dtmf_event", "rtcp_malformed", "rtcp_source", "stun"};
 	for (size_t i = 0; i < RV_ARRAY_LEN(reasons); i++) {
 		char want[96];
 		snprintf(want, sizeof(want), "rv_media_rtp_dropped_total{reason=\"%s\"}",
