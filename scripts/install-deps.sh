@@ -12,7 +12,7 @@ build_pkgs=(build-essential pkg-config libjansson-dev libmicrohttpd-dev libjwt-d
 	libpocketsphinx-dev pocketsphinx-en-us flite1-dev libespeak-ng-dev libicu-dev
 	libssl-dev libwslay-dev)
 test_pkgs=(python3 sqlite3 ca-certificates postgresql util-linux sip-tester sox clang-format
-	baresip baresip-core espeak-ng flite)
+	baresip baresip-core linphone-cli espeak-ng flite)
 extra_pkgs=()
 for a in "$@"; do
 	case $a in
