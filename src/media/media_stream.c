@@ -130,7 +130,7 @@ static void drop_summary(struct rv_media_stream *ms)
 {
 	char line[512], a[64];
 	size_t off = 0;
-	uint32_t total = 0;
+	uint32_t total = 0, stun = ms->drops[DROP_STUN];
 	for (int i = 0; i < DROP_N; i++) {
 		if (!ms->drops[i])
 			continue;
@@ -143,8 +143,13 @@ static void drop_summary(struct rv_media_stream *ms)
 	}
 	if (!total)
 		return;
-	rv_warn("media", "RTP stream on port %u (peer %s): dropped %u packets: %s",
-	        sa_port(rtp_local(ms->rtp)), sa_str(&ms->raddr, a, sizeof(a)), total, line);
+	/* STUN alone is a peer's normal NAT keep-alive, not a fault: debug, not a warning. */
+	if (total == stun)
+		rv_debug("media", "RTP stream on port %u (peer %s): dropped %u STUN packets",
+		         sa_port(rtp_local(ms->rtp)), sa_str(&ms->raddr, a, sizeof(a)), total);
+	else
+		rv_warn("media", "RTP stream on port %u (peer %s): dropped %u packets: %s",
+		        sa_port(rtp_local(ms->rtp)), sa_str(&ms->raddr, a, sizeof(a)), total, line);
 }
 
 /*

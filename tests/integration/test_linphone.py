@@ -129,10 +129,11 @@ def test_linphonec_calls_the_agent_and_books_a_callback():
               % (secs, first))
 
 
-def test_revovoice_calls_linphonec_prompt_digits_and_remote_bye():
+def test_linphonec_answers_our_call_prompt_digits_hold_and_bye():
     """RevoVoice calls linphonec (auto-answer): linphonec's recording holds our prompt for its
-    whole length, its RFC 4733 digits reach the call row, its BYE ends the call, and its
-    STUN pinhole packets on our RTCP port are counted as STUN, not as broken RTCP."""
+    whole length, its RFC 4733 digits reach the call row, its hold and resume keep the call up,
+    its BYE ends the call, and its STUN pinhole packets are counted as STUN, not as broken RTP
+    or RTCP."""
     need_linphonec()
     with sa.Tmp() as tmp, Daemon(config=tt.config(tmp, prompt_s=6.0)) as d:
         tok = tt.admin(d)
@@ -154,6 +155,16 @@ def test_revovoice_calls_linphonec_prompt_digits_and_remote_bye():
                 time.sleep(0.5)
             tt.wait_for("the digits in the row",
                         lambda: tt.get_call(d, tok, cid)["dtmf"] == "73", 10)
+            # Hold and resume from linphonec's side (re-INVITEs with a=sendonly, then
+            # a=sendrecv): the call stays up through both.
+            lp.cmd("pause")
+            tt.wait_for("linphonec to hold the call", lambda: "is now paused" in lp.text(), 10)
+            tt.wait_for("the hold in the daemon's log", lambda: any(
+                l.get("msg") == "call held by the far end" for l in d.log_lines()), 10)
+            lp.cmd("resume")
+            tt.wait_for("the resume in the daemon's log", lambda: any(
+                l.get("msg") == "call resumed" for l in d.log_lines()), 10)
+            eq(tt.get_call(d, tok, cid)["state"], "answered", "the call is still up")
             lp.cmd("terminate")
             row = tt.wait_ended(d, tok, cid)
         finally:
@@ -167,5 +178,9 @@ def test_revovoice_calls_linphonec_prompt_digits_and_remote_bye():
         check(5.0 < secs < 7.0 and first < 1.5,
               "linphonec heard the 6 s prompt: active %.2f s from %.2f s" % (secs, first))
         drops = [l["msg"] for l in d.log_lines() if "dropped" in l.get("msg", "")]
-        check(not any("rtcp_malformed" in m for m in drops),
-              "linphonec's packets are not taken for malformed RTCP: %r" % drops)
+        check(not any("rtcp_malformed" in m or "version" in m for m in drops),
+              "linphonec's packets are not taken for broken RTP or RTCP: %r" % drops)
+        st, metrics, _ = d.request("GET", "/metrics")
+        stun = [ln for ln in metrics.splitlines()
+                if ln.startswith('rv_media_rtp_dropped_total{reason="stun"}')]
+        check(stun and float(stun[0].split()[-1]) >= 1, "its STUN packets counted: %r" % stun)
