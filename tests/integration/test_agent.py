@@ -43,6 +43,17 @@ def script_wav(tmp, name, parts):
     return out
 
 
+def appointment_campaign(d, tok, flow_name="appointments", **fields):
+    """The example appointment flow stored through the API, and a campaign running it with
+    the given fields (inbound_numbers, timezone, amd_policy...). Returns the campaign."""
+    with open(os.path.join(FLOWS, "appointment.json")) as f:
+        flow = json.load(f)
+    st, fl, _ = d.request("POST", "/api/flows", {"name": flow_name, "definition": flow},
+                          token=tok)
+    eq(st, 201, "flow: %r" % (fl,))
+    return tt.campaign(d, tok, flow_id=fl["id"], **fields)
+
+
 def agent_config(tmp):
     return ("rate_limit:\n  rps: 0\nsip:\n  ring_ms: 100\n  rtp_ports: %s\n"
             "speech:\n  workers: 1\n" % sa.rtp_range())
@@ -52,13 +63,8 @@ def test_agent_inbound_call_books_callback_from_speech():
     tt.need_baresip()
     with sa.Tmp() as tmp, Daemon(config=agent_config(tmp), agent=True) as d:
         tok = tt.admin(d)
-        with open(os.path.join(FLOWS, "appointment.json")) as f:
-            flow = json.load(f)
-        st, fl, _ = d.request("POST", "/api/flows", {"name": "appointments", "definition": flow},
-                              token=tok)
-        eq(st, 201, "flow: %r" % (fl,))
-        camp = tt.campaign(d, tok, flow_id=fl["id"], inbound_numbers="+14155550300",
-                           timezone="America/New_York")
+        appointment_campaign(d, tok, inbound_numbers="+14155550300",
+                             timezone="America/New_York")
         ask = flite_wav(tmp, "ask", "Please call me back tomorrow at three p m.")
         # The greeting plays first (about 4 s); the caller answers a little after it (well
         # inside the 5 s no-input time).
@@ -252,12 +258,7 @@ def test_agent_do_not_call_request_lands_in_the_dnc_list():
     tt.need_baresip()
     with sa.Tmp() as tmp, Daemon(config=agent_config(tmp), agent=True) as d:
         tok = tt.admin(d)
-        with open(os.path.join(FLOWS, "appointment.json")) as f:
-            flow = json.load(f)
-        st, fl, _ = d.request("POST", "/api/flows", {"name": "appt", "definition": flow},
-                              token=tok)
-        eq(st, 201, "flow")
-        camp = tt.campaign(d, tok, name="Acme Dental", flow_id=fl["id"], amd_policy="hangup")
+        camp = appointment_campaign(d, tok, name="Acme Dental", amd_policy="hangup")
         st, lead, _ = d.request("POST", "/api/leads", {"campaign_id": camp["id"],
                                 "phone": "+14155550377", "first_name": "Dana"}, token=tok)
         eq(st, 201, "lead")

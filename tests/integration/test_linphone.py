@@ -9,7 +9,6 @@ linphonec is driven on stdin: "ports sip N", "soundcard use files", "play"/"reco
 as microphone and speaker), "call URI", digits, "pause", "resume", "terminate". -a
 auto-answers."""
 import array
-import json
 import os
 import shutil
 import socket
@@ -110,13 +109,8 @@ def test_linphonec_calls_the_agent_and_books_a_callback():
     need_linphonec()
     with sa.Tmp() as tmp, Daemon(config=ta.agent_config(tmp), agent=True) as d:
         tok = tt.admin(d)
-        with open(os.path.join(ta.FLOWS, "appointment.json")) as f:
-            flow = json.load(f)
-        st, fl, _ = d.request("POST", "/api/flows", {"name": "appointments", "definition": flow},
-                              token=tok)
-        eq(st, 201, "flow: %r" % (fl,))
-        tt.campaign(d, tok, flow_id=fl["id"], inbound_numbers="+14155550330",
-                    timezone="America/New_York")
+        ta.appointment_campaign(d, tok, inbound_numbers="+14155550330",
+                                timezone="America/New_York")
         ask = ta.flite_wav(tmp, "ask", "Please call me back tomorrow at three p m.", voice="slt")
         lp = Linphonec(tmp, "caller", ta.script_wav(tmp, "caller", [6.5, ask, 25.0]))
         try:

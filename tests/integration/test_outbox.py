@@ -323,13 +323,8 @@ def test_outbox_agent_call_post_call_analysis_and_callback_event():
                                      agent=True) as d:
             tok = d.admin()
             webhook(d, tok, rcv, ["*"])
-            with open(os.path.join(ta.FLOWS, "appointment.json")) as f:
-                flow = json.load(f)
-            st, fl, _ = d.request("POST", "/api/flows", {"name": "appt", "definition": flow},
-                                  token=tok)
-            eq(st, 201, "flow: %r" % (fl,))
-            tt.campaign(d, tok, flow_id=fl["id"], inbound_numbers="+14155550403",
-                        timezone="America/New_York")
+            ta.appointment_campaign(d, tok, inbound_numbers="+14155550403",
+                                    timezone="America/New_York")
             ask = ta.flite_wav(tmp, "ask", "Please call me back tomorrow at three p m.")
             a = tt.Baresip(tmp, "a", ta.script_wav(tmp, "caller", [9.0, ask, 20.0]))
             try:
@@ -386,12 +381,7 @@ def test_outbox_dnc_request_on_an_outbound_call():
                                      agent=True) as d:
             tok = d.admin()
             webhook(d, tok, rcv, ["*"])
-            with open(os.path.join(ta.FLOWS, "appointment.json")) as f:
-                flow = json.load(f)
-            st, fl, _ = d.request("POST", "/api/flows", {"name": "appt", "definition": flow},
-                                  token=tok)
-            eq(st, 201, "flow")
-            camp = tt.campaign(d, tok, name="Acme Dental", flow_id=fl["id"], amd_policy="hangup")
+            camp = ta.appointment_campaign(d, tok, name="Acme Dental", amd_policy="hangup")
             st, lead, _ = d.request("POST", "/api/leads", {"campaign_id": camp["id"],
                                     "phone": "+14155550378", "first_name": "Dana"}, token=tok)
             eq(st, 201, "lead")

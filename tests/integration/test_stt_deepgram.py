@@ -48,11 +48,7 @@ def config(fake_port, key):
 
 
 def _call(tmp, d, tok, parts, number):
-    with open(os.path.join(ta.FLOWS, "appointment.json")) as f:
-        flow = json.load(f)
-    st, fl, _ = d.request("POST", "/api/flows", {"name": "appt", "definition": flow}, token=tok)
-    eq(st, 201, "flow: %r" % (fl,))
-    tt.campaign(d, tok, flow_id=fl["id"], inbound_numbers=number, timezone="America/New_York")
+    ta.appointment_campaign(d, tok, inbound_numbers=number, timezone="America/New_York")
     a = tt.Baresip(tmp, "a", ta.script_wav(tmp, "caller", parts))
     try:
         a.cmd("dial", "sip:%s@127.0.0.1:%d" % (number, d.sip_port))
