@@ -337,6 +337,15 @@ static bool is_stun(const struct mbuf *mb)
 	       p[7] == 0x42;
 }
 
+/* Counts and drops a STUN message; true when mb was one. */
+static bool drop_stun(struct rv_media_stream *ms, const struct mbuf *mb)
+{
+	if (!is_stun(mb))
+		return false;
+	drop(ms, DROP_STUN);
+	return true;
+}
+
 /* Does this datagram on the RTP port look like RTCP (RFC 5761 section 4)? */
 static bool is_rtcp(const struct mbuf *mb)
 {
@@ -349,10 +358,8 @@ static bool is_rtcp(const struct mbuf *mb)
 static bool rtp_helper_h(struct sa *src, struct mbuf *mb, void *arg)
 {
 	struct rv_media_stream *ms = arg;
-	if (is_stun(mb)) {
-		drop(ms, DROP_STUN);
+	if (drop_stun(ms, mb))
 		return true;
-	}
 	if (ms->rtcp_mux && is_rtcp(mb))
 		return rtcp_prefilter(ms, src, mb);
 	return rtp_prefilter(ms, src, mb);
@@ -360,11 +367,7 @@ static bool rtp_helper_h(struct sa *src, struct mbuf *mb, void *arg)
 
 static bool rtcp_helper_h(struct sa *src, struct mbuf *mb, void *arg)
 {
-	if (is_stun(mb)) {
-		drop(arg, DROP_STUN);
-		return true;
-	}
-	return rtcp_prefilter(arg, src, mb);
+	return drop_stun(arg, mb) || rtcp_prefilter(arg, src, mb);
 }
 
 /* The receive path after the prefilter; the header is decoded and mb holds the payload. */
@@ -515,10 +518,8 @@ void rv_media_stream_input(struct rv_media_stream *ms, const struct sa *src, con
 	struct mbuf mb = {.buf = (uint8_t *)(uintptr_t)pkt, .size = len, .pos = 0, .end = len};
 	if (!pkt || !src)
 		return;
-	if (is_stun(&mb)) {
-		drop(ms, DROP_STUN);
+	if (drop_stun(ms, &mb))
 		return;
-	}
 	if (is_rtcp(&mb)) {
 		if (rtcp_prefilter(ms, src, &mb))
 			return;

@@ -447,9 +447,10 @@ RV_TEST(media_stream_bridge_two_calls)
 	fix_free(f);
 }
 
-/* Bad input through the fuzzing entry point: each drop counted under its reason. */
+/* How much a STUN message moved rx_malformed in garbage() (it must not). */
 static uint64_t stun_counted_malformed = 99;
 
+/* Bad input through the fuzzing entry point: each drop counted under its reason. */
 static void garbage(void *arg)
 {
 	struct fix *f = arg;
